@@ -1,0 +1,39 @@
+# Two entry points on a fresh machine: `make demo` and `make test`.
+# Each creates its own virtual environment in $(VENV); nothing installed by hand is used.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= /tmp/xlt_demo
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Core + data layer.
+$(VENV)/.core: setup.py | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# Test extras; CPU torch is pinned first so transformers does not pull a CUDA build.
+$(VENV)/.test: setup.py | $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[test,hf]"
+	touch $@ $(VENV)/.core
+
+venv: $(VENV)/.core
+
+demo: $(VENV)/.core
+	rm -rf $(DEMO_DIR)
+	$(BIN)/xlt train --gin_file=gin/experiments/demo.gin --gin.MODEL_DIR="'$(DEMO_DIR)'"
+	$(BIN)/xlt eval --gin_file=gin/experiments/demo_eval.gin --gin.CHECKPOINT_PATH="'$(DEMO_DIR)'"
+	$(BIN)/xlt infer --gin_file=gin/experiments/demo_infer.gin --gin.CHECKPOINT_PATH="'$(DEMO_DIR)'" \
+	  --gin.OUTPUT_PATH="'$(DEMO_DIR)/infer/predictions.jsonl'"
+
+test: $(VENV)/.test
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,35 @@
+"""xlt: cross-lingual instruction tuning in JAX."""
+from setuptools import find_packages, setup
+
+setup(
+    name="xlt",
+    version="0.1.0",
+    description="JAX-native cross-lingual instruction tuning (mT5, SeqIO, gin, orbax).",
+    python_requires=">=3.11",
+    packages=find_packages(include=["xlt", "xlt.*", "tasks", "tasks.*"]),
+    package_data={"tasks": ["demo_data/*"]},
+    install_requires=[
+        # Library core: models, partitioning, train step, checkpoints (no TensorFlow).
+        "jax>=0.10",
+        "flax>=0.12",
+        "optax>=0.2.5",
+        "orbax-checkpoint>=0.11",
+        "gin-config>=0.5",
+        "numpy",
+        "tensorboardX>=2.6",
+        "tqdm",
+        "safetensors",
+        "sentencepiece>=0.2",
+        # Data layer (imported only by xlt.data and tasks/).
+        "seqio==0.0.20",
+        "tensorflow-text>=2.21",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-xdist", "pytest-timeout"],
+        # CPU torch here: `pip install torch==2.13.0` first (the Makefile does).
+        "hf": ["torch", "transformers>=4.40"],
+        "gpu": ["jax[cuda12]"],
+        "tpu": ["jax[tpu]"],
+    },
+    entry_points={"console_scripts": ["xlt=xlt.cli:main"]},
+)

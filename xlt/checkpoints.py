@@ -1,0 +1,201 @@
+"""orbax checkpoints: async periodic saves, resume from the latest good one, resharding.
+
+A step directory holds the items
+  params          the model parameters (also all that `xlt convert hf` writes)
+  opt_state       optimizer state
+  data_iterator   {"batches_consumed": n}, so a restart sees the same batches
+  model_config    the T5Config as JSON, for clear incompatibility errors
+Restoring onto a different mesh is orbax's job: it reads each array into the target
+shardings it is given.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+  """save_every_steps: period of async saves; keep: how many to keep (None = all)."""
+
+  save_every_steps: int = 1000
+  keep: int | None = 3
+  async_save: bool = True
+
+
+class IncompatibleCheckpointError(ValueError):
+  pass
+
+
+ITEM_HANDLERS = {
+    "params": ocp.StandardCheckpointHandler,
+    "opt_state": ocp.StandardCheckpointHandler,
+    "data_iterator": ocp.JsonCheckpointHandler,
+    "model_config": ocp.JsonCheckpointHandler,
+}
+
+
+def open_manager(directory: str, options: ocp.CheckpointManagerOptions) -> ocp.CheckpointManager:
+  """A manager that knows our items, so a fresh process can read their metadata."""
+  return ocp.CheckpointManager(os.path.abspath(directory), options=options,
+                               item_handlers={k: h() for k, h in ITEM_HANDLERS.items()})
+
+
+def _read_only(directory: str) -> ocp.CheckpointManager:
+  return open_manager(directory, ocp.CheckpointManagerOptions(
+      read_only=True, save_interval_steps=0, create=False))
+
+
+def _abstract(tree: Any, shardings: Any) -> Any:
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree,
+                      shardings)
+
+
+def check_compatible(stored: Any, expected: Any, where: str) -> None:
+  """Names the first parameter whose path or shape differs between checkpoint and model."""
+  stored_flat = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_leaves_with_path(stored)}
+  expected_flat = {jax.tree_util.keystr(p): v
+                   for p, v in jax.tree_util.tree_leaves_with_path(expected)}
+  for name, value in expected_flat.items():
+    if name not in stored_flat:
+      raise IncompatibleCheckpointError(
+          f"checkpoint {where} does not match the model config: parameter {name} "
+          f"(shape {tuple(value.shape)}) is missing from the checkpoint")
+    have = tuple(stored_flat[name].shape)
+    if have != tuple(value.shape):
+      raise IncompatibleCheckpointError(
+          f"checkpoint {where} does not match the model config: parameter {name} has shape "
+          f"{have} in the checkpoint but {tuple(value.shape)} in the model")
+  extra = sorted(set(stored_flat) - set(expected_flat))
+  if extra:
+    raise IncompatibleCheckpointError(
+        f"checkpoint {where} does not match the model config: it has parameter {extra[0]} "
+        f"(shape {tuple(stored_flat[extra[0]].shape)}) that the model does not")
+
+
+class Checkpointer:
+  """Saves and restores train states under `directory` (the run's MODEL_DIR/checkpoints)."""
+
+  def __init__(self, directory: str, config: CheckpointConfig = CheckpointConfig()):
+    self.directory = directory
+    options = ocp.CheckpointManagerOptions(
+        save_interval_steps=config.save_every_steps, max_to_keep=config.keep,
+        enable_async_checkpointing=config.async_save, create=True)
+    self.manager = open_manager(directory, options)
+
+  def save(self, step: int, state, data_state: dict, model_config: dict,
+           force: bool = False) -> bool:
+    args = ocp.args.Composite(
+        params=ocp.args.StandardSave(state.params),
+        opt_state=ocp.args.StandardSave(state.opt_state),
+        data_iterator=ocp.args.JsonSave(data_state),
+        model_config=ocp.args.JsonSave(model_config))
+    return self.manager.save(step, args=args, force=force)
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def restore_latest(self, abstract_state, shardings) -> tuple[int, Any, dict] | None:
+    """(step, state, data_state) from the newest readable checkpoint, or None.
+
+    A checkpoint that fails to read (partially written, corrupted) is skipped with a
+    warning and the one before it is used; a config mismatch is an error, not skipped.
+    """
+    steps = sorted(self.manager.all_steps(), reverse=True)
+    for i, step in enumerate(steps):
+      try:
+        stored = self.manager.item_metadata(step)["params"]
+        if stored is None:
+          raise ValueError("no params metadata")
+      except Exception as e:  # noqa: BLE001 - any read failure means "not usable"
+        self._warn_unreadable(step, e, steps[i + 1:])
+        continue
+      check_compatible(_tree_metadata(stored), abstract_state.params,
+                       f"{self.directory} (step {step})")
+      try:
+        restored = self.manager.restore(step, args=ocp.args.Composite(
+            params=ocp.args.StandardRestore(_abstract(abstract_state.params, shardings.params)),
+            opt_state=ocp.args.StandardRestore(
+                _abstract(abstract_state.opt_state, shardings.opt_state)),
+            data_iterator=ocp.args.JsonRestore()))
+      except Exception as e:  # noqa: BLE001
+        self._warn_unreadable(step, e, steps[i + 1:])
+        continue
+      state = abstract_state.replace(step=jax.device_put(np.int32(step), shardings.step),
+                                     params=restored["params"],
+                                     opt_state=restored["opt_state"])
+      return step, state, dict(restored["data_iterator"])
+    return None
+
+  def _warn_unreadable(self, step: int, error: Exception, older: list[int]) -> None:
+    fallback = f"falling back to step {older[0]}" if older else "no older checkpoint: starting fresh"
+    log.warning("checkpoint %s/%s is unreadable (%s: %s); %s", self.directory, step,
+                type(error).__name__, str(error).splitlines()[0][:200], fallback)
+
+  def wait(self) -> None:
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    self.manager.close()
+
+
+def _tree_metadata(metadata: Any) -> Any:
+  """orbax item metadata -> a pytree of objects with .shape."""
+  tree = getattr(metadata, "tree", metadata)
+  return tree
+
+
+def _resolve_step_dir(path: str) -> tuple[str, int]:
+  """A run dir (MODEL_DIR), its checkpoints/ dir, or one step dir -> (manager dir, step)."""
+  path = os.path.abspath(path)
+  for candidate in (os.path.join(path, "checkpoints"), path):
+    if os.path.isdir(candidate):
+      steps = [int(d) for d in os.listdir(candidate)
+               if d.isdigit() and os.path.isdir(os.path.join(candidate, d))]
+      if steps:
+        return candidate, max(steps)
+  base = os.path.basename(path)
+  if base.isdigit() and os.path.isdir(path):
+    return os.path.dirname(path), int(base)
+  raise FileNotFoundError(
+      f"no checkpoint found at {path}: expected a run directory (MODEL_DIR), its "
+      "checkpoints/ folder, or one numbered step folder")
+
+
+def restore_params(path: str, abstract_params: Any, param_shardings: Any) -> tuple[Any, int]:
+  """Only the parameters, laid out by `param_shardings` (any mesh). Returns (params, step)."""
+  directory, step = _resolve_step_dir(path)
+  manager = _read_only(directory)
+  try:
+    stored = manager.item_metadata(step)["params"]
+    where = f"{directory}/{step}"
+    if stored is None:
+      raise FileNotFoundError(f"checkpoint {where} has no `params` item")
+    check_compatible(_tree_metadata(stored), abstract_params, where)
+    restored = manager.restore(step, args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(_abstract(abstract_params, param_shardings))))
+    return restored["params"], step
+  finally:
+    manager.close()
+
+
+def read_model_config(path: str) -> dict | None:
+  """The model_config item saved with a checkpoint (None if it has none)."""
+  directory, step = _resolve_step_dir(path)
+  config_dir = os.path.join(directory, str(step), "model_config")
+  if not os.path.isdir(config_dir):
+    return None
+  manager = _read_only(directory)
+  try:
+    return dict(manager.restore(step, args=ocp.args.Composite(
+        model_config=ocp.args.JsonRestore()))["model_config"])
+  finally:
+    manager.close()

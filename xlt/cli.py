@@ -1,0 +1,151 @@
+"""`xlt` command line: train, eval, infer, convert, tasks.
+
+  xlt train --gin_file=gin/experiments/demo.gin --gin.MODEL_DIR="'/tmp/run'"
+  xlt eval  --gin_file=gin/runs/eval.gin --gin.CHECKPOINT_PATH="'/tmp/run'" ...
+  xlt infer --gin_file=gin/runs/infer.gin ... --gin.OUTPUT_PATH="'/tmp/preds.jsonl'"
+  xlt convert hf /path/to/hf_snapshot /tmp/ckpt
+  xlt tasks [PATTERN]
+
+Errors a user can fix (bad gin, unknown task, unwritable MODEL_DIR, incompatible
+checkpoint, non-finite loss) print one clear message and exit non-zero, no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+_GIN_COMMANDS = {"train": "train", "eval": "evaluate", "infer": "infer"}
+
+
+def _split_gin_args(argv: list[str]) -> tuple[list[str], list[str], list[str]]:
+  """--gin_file=F (repeatable) and --gin.KEY=VALUE overrides, in order; the rest."""
+  files, bindings, rest = [], [], []
+  i = 0
+  while i < len(argv):
+    arg = argv[i]
+    if arg.startswith("--gin_file"):
+      if "=" in arg:
+        files.append(arg.split("=", 1)[1])
+      else:
+        i += 1
+        files.append(argv[i])
+    elif arg.startswith("--gin."):
+      key_value = arg[len("--gin."):]
+      if "=" not in key_value:
+        raise SystemExit(f"error: {arg!r}: overrides look like --gin.KEY=VALUE")
+      bindings.append(key_value.replace("=", " = ", 1))
+    else:
+      rest.append(arg)
+    i += 1
+  return files, bindings, rest
+
+
+def _run_gin_command(command: str, argv: list[str]) -> int:
+  files, bindings, rest = _split_gin_args(argv)
+  if rest:
+    print(f"error: unexpected arguments for `xlt {command}`: {' '.join(rest)}", file=sys.stderr)
+    return EXIT_USAGE
+  import gin
+
+  from xlt import gin_config
+  from xlt.checkpoints import IncompatibleCheckpointError
+  from xlt.data.registry import UnknownTaskError
+  from xlt.trainer import ModelDirError, NonFiniteLossError
+  try:
+    gin_config.parse(files, bindings)
+    fn = gin.get_configurable(_GIN_COMMANDS[command])
+    if command == "train":
+      _write_config(gin)
+    result = fn()
+  except gin_config.GinConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return EXIT_USAGE
+  except (UnknownTaskError, ModelDirError, IncompatibleCheckpointError,
+          FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return EXIT_USAGE
+  except NonFiniteLossError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return EXIT_FAILED
+  except ValueError as e:
+    # Config values rejected by the dataclasses and gin's own binding errors.
+    if os.environ.get("XLT_DEBUG"):
+      raise
+    print(f"error: {e}\n(set XLT_DEBUG=1 for the traceback)", file=sys.stderr)
+    return EXIT_USAGE
+  if command == "train" and getattr(result, "stopped_by_signal", None):
+    return 128 + (15 if result.stopped_by_signal == "SIGTERM" else 2)
+  return 0
+
+
+def _write_config(gin) -> None:
+  """MODEL_DIR/config.gin: the full configuration of this run, for the record."""
+  try:
+    model_dir = gin.query_parameter("%MODEL_DIR")
+    os.makedirs(model_dir, exist_ok=True)
+    with open(os.path.join(model_dir, "config.gin"), "w") as f:
+      f.write(gin.config_str())
+  except (OSError, ValueError, TypeError):
+    pass  # train() reports an unusable MODEL_DIR with a proper message
+
+
+def _convert(argv: list[str]) -> int:
+  parser = argparse.ArgumentParser(prog="xlt convert", description=(
+      "Convert a Hugging Face T5/mT5 snapshot (config.json + *.safetensors or "
+      "pytorch_model.bin) into an xlt orbax checkpoint usable as INITIAL_CHECKPOINT_PATH."))
+  parser.add_argument("format", choices=["hf"])
+  parser.add_argument("snapshot_dir")
+  parser.add_argument("out_dir")
+  args = parser.parse_args(argv)
+  from xlt.convert.hf_t5 import convert_hf_checkpoint
+  try:
+    convert_hf_checkpoint(args.snapshot_dir, args.out_dir)
+  except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return EXIT_USAGE
+  return 0
+
+
+def _tasks(argv: list[str]) -> int:
+  from xlt.data import registry
+  registry.import_task_modules()
+  pattern = argv[0] if argv else ""
+  for name in registry.registered_names():
+    if pattern in name:
+      print(name)
+  return 0
+
+
+USAGE = __doc__
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  logging.basicConfig(level=os.environ.get("XLT_LOG_LEVEL", "INFO"),
+                      format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  for noisy in ("absl", "jax._src", "orbax", "tensorflow"):
+    logging.getLogger(noisy).setLevel(logging.WARNING)
+  # SeqIO warns on every in-memory (FunctionDataSource) task; the demo tasks are that by design.
+  logging.getLogger("absl").addFilter(
+      lambda record: "uncached FunctionDataset" not in record.getMessage())
+  if not argv or argv[0] in ("-h", "--help", "help"):
+    print(USAGE)
+    return 0 if argv else EXIT_USAGE
+  command, rest = argv[0], argv[1:]
+  if command in _GIN_COMMANDS:
+    return _run_gin_command(command, rest)
+  if command == "convert":
+    return _convert(rest)
+  if command == "tasks":
+    return _tasks(rest)
+  print(f"error: unknown command {command!r}\n{USAGE}", file=sys.stderr)
+  return EXIT_USAGE
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,70 @@
+"""`infer()`: greedy-decode every example of a task split, write JSONL predictions."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from xlt import decoding, distributed, partitioning
+from xlt.data import DataConfig
+from xlt.loaded_model import load_model
+from xlt.models import T5Config
+
+log = logging.getLogger(__name__)
+
+
+def infer(*, checkpoint_path: str, data: DataConfig, output_path: str,
+          model: T5Config | None = None,
+          mesh: partitioning.MeshConfig = partitioning.MeshConfig(),
+          max_decode_length: int | None = None) -> int:
+  """Writes one line {task, inputs, targets, prediction} per example; returns the count.
+
+  Input length comes from TASK_FEATURE_LENGTHS['inputs'] (or the longest input of the
+  split); the decode length from max_decode_length, else TASK_FEATURE_LENGTHS['targets'].
+  """
+  distributed.initialize_from_env()
+  from xlt.data.eval_data import leaf_tasks, max_lengths, text_batches
+
+  tasks = leaf_tasks(data.mixture_or_task_name)
+  loaded = load_model(checkpoint_path, model, mesh)
+  batch_sharding = partitioning.batch_sharding(loaded.mesh)
+  if os.path.dirname(output_path):
+    os.makedirs(os.path.dirname(output_path), exist_ok=True)
+  written = 0
+  compiled = {}
+  writer = jax.process_index() == 0  # every host decodes the same batches; one writes
+  with open(output_path + ".tmp" if writer else os.devnull, "w") as out:
+    for task in tasks:
+      lengths = dict(data.task_feature_lengths or max_lengths(task, data.split))
+      decode_len = max_decode_length or lengths["targets"]
+      key = (lengths["inputs"], decode_len)
+      if key not in compiled:
+        compiled[key] = jax.jit(
+            lambda p, x, n=decode_len: decoding.greedy_decode(loaded.model, p, x, n),
+            out_shardings=partitioning.replicated(loaded.mesh))
+      vocab = task.output_features["targets"].vocabulary
+      for batch, rows in tqdm(text_batches(task, data, lengths["inputs"]), desc=task.name,
+                              unit="batch", disable=jax.process_index() != 0):
+        tokens = jax.device_put(batch["encoder_input_tokens"], batch_sharding)
+        with partitioning.activation_rules(loaded.mesh, loaded.rules):
+          ids = np.asarray(jax.device_get(compiled[key](loaded.params, tokens)))
+        for row, pred in zip(rows, ids):
+          text = vocab.decode([int(t) for t in _until_eos(pred)])
+          out.write(json.dumps({"task": task.name, **row, "prediction": text},
+                               ensure_ascii=False) + "\n")
+          written += 1
+  if not writer:
+    return written
+  os.replace(output_path + ".tmp", output_path)
+  print(f"wrote {written} predictions to {output_path}", file=sys.stderr)
+  return written
+
+
+def _until_eos(ids: np.ndarray) -> np.ndarray:
+  stop = np.nonzero(ids == decoding.EOS_ID)[0]
+  return ids[:stop[0]] if stop.size else ids

@@ -1,0 +1,80 @@
+"""mT5 / T5.1.1 hyper-parameters, as one frozen dataclass."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class T5Config:
+  """Shape and numerics of an encoder-decoder T5 model.
+
+  Defaults are mT5-small. `dtype` is the compute dtype (activations, matmuls);
+  `param_dtype` is what parameters and optimizer state are stored in.
+  """
+
+  vocab_size: int = 250112
+  d_model: int = 512
+  d_kv: int = 64
+  d_ff: int = 1024
+  num_heads: int = 6
+  num_encoder_layers: int = 8
+  num_decoder_layers: int = 8
+  relative_attention_num_buckets: int = 32
+  relative_attention_max_distance: int = 128
+  dropout_rate: float = 0.1
+  layer_norm_epsilon: float = 1e-6
+  # "gated-gelu" (T5.1.1, mT5) or "relu" (original T5).
+  feed_forward_proj: str = "gated-gelu"
+  # mT5 / T5.1.1 have an untied output head; the original T5 ties it to the embedding.
+  tie_word_embeddings: bool = False
+  dtype: str = "bfloat16"
+  param_dtype: str = "float32"
+
+  def __post_init__(self):
+    if self.feed_forward_proj not in ("gated-gelu", "relu"):
+      raise ValueError(
+          f"T5Config.feed_forward_proj must be 'gated-gelu' or 'relu', got {self.feed_forward_proj!r}")
+    for name in ("dtype", "param_dtype"):
+      value = getattr(self, name)
+      try:
+        jnp.dtype(value)
+      except TypeError as e:
+        raise ValueError(f"T5Config.{name}={value!r} is not a dtype name") from e
+
+  @property
+  def compute_dtype(self) -> Any:
+    return jnp.dtype(self.dtype)
+
+  @property
+  def weights_dtype(self) -> Any:
+    return jnp.dtype(self.param_dtype)
+
+  def replace(self, **changes) -> "T5Config":
+    return dataclasses.replace(self, **changes)
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+
+# Published mT5 dimensions (Xue et al. 2021; the released gin/HF configs).
+MT5_SIZES: dict[str, T5Config] = {
+    "small": T5Config(d_model=512, d_ff=1024, num_heads=6, num_encoder_layers=8,
+                      num_decoder_layers=8),
+    "base": T5Config(d_model=768, d_ff=2048, num_heads=12, num_encoder_layers=12,
+                     num_decoder_layers=12),
+    "large": T5Config(d_model=1024, d_ff=2816, num_heads=16, num_encoder_layers=24,
+                      num_decoder_layers=24),
+    "xl": T5Config(d_model=2048, d_ff=5120, num_heads=32, num_encoder_layers=24,
+                   num_decoder_layers=24),
+    "xxl": T5Config(d_model=4096, d_ff=10240, num_heads=64, num_encoder_layers=24,
+                    num_decoder_layers=24),
+}
+
+# A model small enough for unit tests and the CPU demo.
+TINY = T5Config(vocab_size=384, d_model=64, d_kv=16, d_ff=128, num_heads=4,
+                num_encoder_layers=2, num_decoder_layers=2,
+                relative_attention_num_buckets=32, relative_attention_max_distance=128,
+                dropout_rate=0.0, dtype="float32")

@@ -1,0 +1,88 @@
+"""Optimizers and learning-rate schedules (optax), with T5X's defaults."""
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+import optax
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+  """Learning rate as a function of step.
+
+  kind:
+    "rsqrt":    base / sqrt(max(step, warmup_steps)); T5 pre-training (base 1.0, warmup 10k).
+                With linear_warmup, it ramps from 0 up to the rsqrt value during warmup.
+    "constant": base, after an optional linear warmup (T5 fine-tuning uses 1e-3).
+    "cosine":   linear warmup to base, cosine decay to end_value at decay_steps (AdamW runs).
+    "linear":   linear warmup to base, linear decay to end_value at decay_steps.
+  """
+
+  kind: str = "rsqrt"
+  base: float = 1.0
+  warmup_steps: int = 10_000
+  linear_warmup: bool = False
+  decay_steps: int = 0
+  end_value: float = 0.0
+
+  def build(self) -> optax.Schedule:
+    warm = max(self.warmup_steps, 1)
+    if self.kind == "rsqrt":
+      def rsqrt(step):
+        step = jnp.asarray(step, jnp.float32)
+        value = self.base / jnp.sqrt(jnp.maximum(step, warm))
+        if self.linear_warmup:
+          value = value * jnp.minimum(1.0, step / warm)
+        return value
+      return rsqrt
+    if self.kind == "constant":
+      if self.warmup_steps:
+        return optax.linear_schedule(0.0, self.base, self.warmup_steps)
+      return optax.constant_schedule(self.base)
+    if self.kind in ("cosine", "linear"):
+      if self.decay_steps <= self.warmup_steps:
+        raise ValueError(f"Schedule {self.kind!r}: decay_steps ({self.decay_steps}) must exceed "
+                         f"warmup_steps ({self.warmup_steps})")
+      if self.kind == "cosine":
+        return optax.warmup_cosine_decay_schedule(0.0, self.base, self.warmup_steps,
+                                                  self.decay_steps, self.end_value)
+      return optax.join_schedules(
+          [optax.linear_schedule(0.0, self.base, self.warmup_steps),
+           optax.linear_schedule(self.base, self.end_value, self.decay_steps - self.warmup_steps)],
+          [self.warmup_steps])
+    raise ValueError(f"Schedule.kind={self.kind!r}; expected rsqrt, constant, cosine or linear")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+  """name: "adafactor" (T5X defaults) or "adamw". max_grad_norm <= 0 disables clipping."""
+
+  name: str = "adafactor"
+  schedule: Schedule = Schedule()
+  max_grad_norm: float = 0.0
+  # Adafactor (T5X defaults: factored second moments, decay 0.8, update clipping 1.0).
+  decay_rate: float = 0.8
+  multiply_by_parameter_scale: bool = True
+  clipping_threshold: float = 1.0
+  factored: bool = True
+  # AdamW.
+  b1: float = 0.9
+  b2: float = 0.999
+  eps: float = 1e-8
+  weight_decay: float = 0.0
+
+  def build(self) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    schedule = self.schedule.build()
+    if self.name == "adafactor":
+      opt = optax.adafactor(learning_rate=schedule, decay_rate=self.decay_rate,
+                            multiply_by_parameter_scale=self.multiply_by_parameter_scale,
+                            clipping_threshold=self.clipping_threshold, factored=self.factored)
+    elif self.name == "adamw":
+      opt = optax.adamw(learning_rate=schedule, b1=self.b1, b2=self.b2, eps=self.eps,
+                        weight_decay=self.weight_decay)
+    else:
+      raise ValueError(f"OptimizerConfig.name={self.name!r}; expected 'adafactor' or 'adamw'")
+    if self.max_grad_norm > 0:
+      opt = optax.chain(optax.clip_by_global_norm(self.max_grad_norm), opt)
+    return opt, schedule

@@ -1,0 +1,96 @@
+"""The pure train and eval steps: (state, batch) -> (state, metrics)."""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from xlt import losses
+from xlt.models import Transformer
+from xlt.train_state import TrainState
+
+Batch = Mapping[str, jax.Array]
+MODEL_INPUTS = ("encoder_input_tokens", "decoder_input_tokens", "encoder_segment_ids",
+                "decoder_segment_ids")
+
+
+def model_logits(model: Transformer, params: Any, batch: Batch, *, dropout_rng=None) -> jax.Array:
+  """Teacher-forced logits [b, q, vocab]; dropout is on iff a dropout rng is given."""
+  kwargs = {k: batch.get(k) for k in MODEL_INPUTS}
+  rngs = {"dropout": dropout_rng} if dropout_rng is not None else {}
+  return model.apply({"params": params}, **kwargs, enable_dropout=dropout_rng is not None,
+                     rngs=rngs)
+
+
+def _split_microbatches(batch: Batch, n: int) -> Batch:
+  def split(x):
+    if x.shape[0] % n:
+      raise ValueError(f"batch size {x.shape[0]} is not divisible by num_microbatches={n}")
+    return x.reshape((n, x.shape[0] // n) + x.shape[1:])
+  return {k: split(v) for k, v in batch.items()}
+
+
+def make_train_step(model: Transformer, optimizer: optax.GradientTransformation,
+                    schedule: optax.Schedule, loss_config: losses.LossConfig,
+                    num_microbatches: int = 1, dropout_seed: int = 0
+                    ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
+  """Builds the step. Gradients of several microbatches are summed before the single
+  division by the whole batch's loss denominator, so accumulation changes nothing but
+  memory."""
+
+  def step(state: TrainState, batch: Batch):
+    denominator = losses.loss_denominator(batch, loss_config.normalization)
+    base_rng = jax.random.fold_in(jax.random.key(dropout_seed), state.step)
+
+    def microbatch_grads(params, micro, rng):
+      def loss_fn(p):
+        logits = model_logits(model, p, micro, dropout_rng=rng if model.config.dropout_rate else None)
+        total, sums = losses.summed_loss(logits, micro, loss_config)
+        return total / denominator, (total, sums)
+      grads, (total, sums) = jax.grad(loss_fn, has_aux=True)(params)
+      return grads, total, sums
+
+    if num_microbatches == 1:
+      grads, total, sums = microbatch_grads(state.params, batch, base_rng)
+    else:
+      micro = _split_microbatches(batch, num_microbatches)
+
+      def body(carry, xs):
+        i, mb = xs
+        g, t, s = microbatch_grads(state.params, mb, jax.random.fold_in(base_rng, i))
+        return jax.tree.map(jnp.add, carry, (g, t, s)), None
+
+      zero = jax.tree.map(jnp.zeros_like, jax.eval_shape(
+          microbatch_grads, state.params, jax.tree.map(lambda x: x[0], micro), base_rng))
+      (grads, total, sums), _ = jax.lax.scan(
+          body, zero, (jnp.arange(num_microbatches), micro))
+
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {
+        "loss": total / denominator,
+        "z_loss": sums["z_loss_sum"] / denominator,
+        "token_accuracy": sums["correct_tokens"] / jnp.maximum(sums["target_tokens"], 1.0),
+        "target_tokens": sums["target_tokens"],
+        "grad_norm": optax.global_norm(grads),
+        "learning_rate": schedule(state.step),
+    }
+    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+  return step
+
+
+def make_eval_step(model: Transformer) -> Callable[[Any, Batch], dict[str, jax.Array]]:
+  """(params, batch) -> sums to be added over a split (loss is per real target token)."""
+
+  def step(params, batch: Batch):
+    logits = model_logits(model, params, batch)
+    plain = losses.LossConfig(z_loss=0.0, label_smoothing=0.0,
+                              normalization=losses.NUM_REAL_TARGET_TOKENS)
+    total, sums = losses.summed_loss(logits, batch, plain)
+    return {"loss_sum": total, "correct_tokens": sums["correct_tokens"],
+            "target_tokens": sums["target_tokens"]}
+
+  return step

@@ -1,0 +1,198 @@
+"""`train()`: a plain typed function; gin binds its arguments at the entry point (xlt.cli)."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from xlt import checkpoints, distributed, losses, partitioning
+from xlt.data import DataConfig
+from xlt.metrics_log import MetricsLogger, summary_line
+from xlt.models import T5Config, Transformer
+from xlt.optimizers import OptimizerConfig
+from xlt.train_state import create_sharded_state
+from xlt.train_step import make_train_step
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+  pass
+
+
+class ModelDirError(OSError):
+  pass
+
+
+@dataclasses.dataclass
+class TrainResult:
+  final_step: int
+  last_metrics: dict[str, float]
+  stopped_by_signal: str | None = None
+
+
+def ensure_writable(model_dir: str) -> None:
+  """Fails early, before any compute, if MODEL_DIR cannot hold checkpoints."""
+  try:
+    os.makedirs(model_dir, exist_ok=True)
+    probe = os.path.join(model_dir, f".write_probe_{os.getpid()}")
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise ModelDirError(f"MODEL_DIR {model_dir!r} is not writable: {e.strerror or e}. "
+                        "Choose another with --gin.MODEL_DIR=\"'/path/to/run'\"") from None
+
+
+class _StopSignal:
+  """Turns SIGTERM/SIGINT (preemption, Ctrl-C) into a flag the loop checks after each step."""
+
+  def __init__(self):
+    self.received: str | None = None
+    self._previous = {}
+
+  def __enter__(self):
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      try:
+        self._previous[sig] = signal.signal(sig, self._handle)
+      except ValueError:  # not the main thread (e.g. called from a worker thread)
+        pass
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    self.received = signal.Signals(signum).name
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+
+def _should_stop(stop: _StopSignal, step: int, checkpointer) -> bool:
+  if jax.process_count() == 1:
+    return stop.received is not None
+  # All hosts must agree on the step at which they save and leave.
+  return checkpointer.manager.reached_preemption(step) or stop.received is not None
+
+
+def train(*, model_dir: str, model: T5Config, data: DataConfig, train_steps: int,
+          optimizer: OptimizerConfig = OptimizerConfig(),
+          loss: losses.LossConfig = losses.LossConfig(),
+          mesh: partitioning.MeshConfig = partitioning.MeshConfig(),
+          checkpoint: checkpoints.CheckpointConfig = checkpoints.CheckpointConfig(),
+          initial_checkpoint_path: str | None = None, num_microbatches: int = 1,
+          log_every_steps: int = 50, seed: int = 0, progress_bar: bool = True) -> TrainResult:
+  """Trains `model` on `data` for `train_steps` optimizer steps, resuming if MODEL_DIR has
+  a checkpoint, else starting from `initial_checkpoint_path` (params only) or scratch."""
+  distributed.initialize_from_env()
+  from xlt.data.pipeline import BatchIterator  # the data layer (TensorFlow) only when training
+
+  if jax.process_index() == 0:
+    ensure_writable(model_dir)
+  mesh_ = partitioning.make_mesh(mesh)
+  rules = mesh.rules
+  tx, schedule = optimizer.build()
+  state, shardings, boxed = create_sharded_state(model, tx, mesh_, rules, seed)
+  partitioning.assert_params_sharded(state.params, boxed, mesh_, rules)
+  _log_model(model, state.params, mesh_)
+
+  checkpointer = checkpoints.Checkpointer(os.path.join(model_dir, "checkpoints"), checkpoint)
+  data_state = {"batches_consumed": 0}
+  restored = checkpointer.restore_latest(state, shardings)
+  if restored is not None:
+    start, state, data_state = restored
+    log.info("resumed from %s at step %d", checkpointer.directory, start)
+  elif initial_checkpoint_path:
+    params, from_step = checkpoints.restore_params(initial_checkpoint_path, state.params,
+                                                   shardings.params)
+    state = state.replace(params=params)
+    log.info("initialised params from %s (step %d)", initial_checkpoint_path, from_step)
+  start = int(jax.device_get(state.step))
+
+  batches = BatchIterator(data, jax.process_index(), jax.process_count(),
+                          batches_consumed=data_state["batches_consumed"])
+  batch_sharding = partitioning.batch_sharding(mesh_)
+  step_fn = make_train_step(Transformer(model), tx, schedule, loss, num_microbatches, seed)
+  with partitioning.activation_rules(mesh_, rules):
+    jit_step = jax.jit(step_fn, in_shardings=(shardings, batch_sharding),
+                       out_shardings=(shardings, partitioning.replicated(mesh_)),
+                       donate_argnums=(0,))
+
+  logger = MetricsLogger(model_dir)
+  config_dict = model.to_dict()
+  last: dict[str, float] = {}
+  stopped = None
+  bar = tqdm(total=train_steps, initial=start, desc="train", unit="step", dynamic_ncols=True,
+             disable=not progress_bar or jax.process_index() != 0)
+  try:
+    with _StopSignal() as stop:
+      step = start
+      while step < train_steps:
+        t0 = time.perf_counter()
+        try:
+          local = next(batches)
+        except StopIteration:
+          log.warning("data %r ran out after %d batches; stopping at step %d",
+                      data.mixture_or_task_name, batches.batches_consumed, step)
+          break
+        batch = {k: jax.make_array_from_process_local_data(batch_sharding, v)
+                 for k, v in local.items()}
+        with partitioning.activation_rules(mesh_, rules):
+          new_state, metrics = jit_step(state, batch)
+        metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        if not math.isfinite(metrics["loss"]):
+          raise NonFiniteLossError(
+              f"non-finite loss ({metrics['loss']}) at step {step + 1}; the last good "
+              f"checkpoint in {checkpointer.directory} is kept (step "
+              f"{checkpointer.latest_step()}). Lower the learning rate or check the data.")
+        state, step = new_state, step + 1
+        elapsed = time.perf_counter() - t0
+        metrics["step_time"] = elapsed
+        metrics["tokens_per_second"] = _tokens(local) * jax.process_count() / elapsed
+        last = metrics
+        logger.write(step, metrics)
+        bar.update(1)
+        bar.set_postfix(loss=f"{metrics['loss']:.4f}", refresh=False)
+        if step % log_every_steps == 0 or step == train_steps:
+          if jax.process_index() == 0:
+            tqdm.write(summary_line(step, train_steps, metrics))
+        if step % checkpoint.save_every_steps == 0:
+          checkpointer.save(step, state, batches.state(), config_dict)
+        if _should_stop(stop, step, checkpointer):
+          stopped = stop.received or "preemption"
+          break
+      if checkpointer.latest_step() != step:
+        checkpointer.save(step, state, batches.state(), config_dict, force=True)
+  finally:
+    bar.close()
+    checkpointer.wait()
+    checkpointer.close()
+    logger.close()
+  if stopped:
+    log.warning("received %s: saved step %d to %s and stopped", stopped, step,
+                checkpointer.directory)
+  return TrainResult(final_step=step, last_metrics=last, stopped_by_signal=stopped)
+
+
+def _tokens(batch: dict[str, np.ndarray]) -> int:
+  return int(np.sum(batch["encoder_input_tokens"] > 0) + np.sum(batch["decoder_loss_weights"]))
+
+
+def _log_model(config: T5Config, params: Any, mesh) -> None:
+  n = sum(x.size for x in jax.tree.leaves(params))
+  log.info("model: %.1fM parameters (d_model=%d, layers=%d/%d, vocab=%d); mesh %s",
+           n / 1e6, config.d_model, config.num_encoder_layers, config.num_decoder_layers,
+           config.vocab_size, dict(mesh.shape))
+  if jax.process_index() == 0:
+    print(f"xlt: {n/1e6:.2f}M parameters on mesh {dict(mesh.shape)} "
+          f"({jax.device_count()} {jax.devices()[0].platform} devices, "
+          f"{jax.process_count()} processes)", file=sys.stderr)
