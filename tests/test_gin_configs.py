@@ -1,0 +1,84 @@
+"""Every gin file parses with the tiny overlay and yields valid, complete arguments."""
+import inspect
+import pathlib
+
+import gin
+import jax
+import pytest
+
+from xlt import evaluation, gin_config, inference, trainer
+from xlt.models import T5Config
+from xlt.train_state import boxed_params
+
+GIN_DIR = pathlib.Path(__file__).resolve().parents[1] / "gin"
+ALL_FILES = sorted(str(p.relative_to(GIN_DIR.parent)) for p in GIN_DIR.rglob("*.gin"))
+ENTRIES = {"train": trainer.train, "evaluate": evaluation.evaluate, "infer": inference.infer}
+# What a user passes on the command line for the macros a run must choose.
+REQUIRED = {
+    "MODEL_DIR": "'/tmp/xlt_gin_test'", "MIXTURE_OR_TASK_NAME": "'demo_mix'",
+    "TASK_FEATURE_LENGTHS": "{'inputs': 32, 'targets': 8}", "TRAIN_STEPS": "10",
+    "INITIAL_CHECKPOINT_PATH": "'/tmp/ckpt'", "CHECKPOINT_PATH": "'/tmp/ckpt'",
+    "OUTPUT_PATH": "'/tmp/preds.jsonl'",
+}
+
+
+def _parse(files, extra=()):
+  gin_config.register()
+  gin.clear_config()
+  gin.add_config_file_search_path(str(GIN_DIR.parent))
+  gin.parse_config_files_and_bindings(list(files), list(extra), finalize_config=False)
+
+
+def _entries_configured_by(files):
+  """The entry functions these files themselves bind (without the overlay)."""
+  _parse(files)
+  _parse(files, [f"{m} = {REQUIRED[m]}" for m in gin_config.required_macros_unset()])
+  return [name for name in ENTRIES if gin.get_bindings(name)]
+
+
+def test_there_are_gin_files_of_each_layer():
+  layers = {pathlib.Path(f).parts[1] for f in ALL_FILES if len(pathlib.Path(f).parts) > 2}
+  assert {"models", "runs", "experiments"} <= layers
+  assert "gin/local_tiny.gin" in ALL_FILES
+
+
+@pytest.mark.parametrize("path", ALL_FILES)
+def test_gin_file_parses_with_tiny_overlay(path):
+  own = [path]
+  if path.startswith("gin/runs/train") or path.startswith("gin/runs/finetune"):
+    own = ["gin/models/tiny.gin", path]  # run files need a model file, as experiments give
+  entries = _entries_configured_by(own) if path != "gin/local_tiny.gin" else []
+  files = own if path == "gin/local_tiny.gin" else own + ["gin/local_tiny.gin"]
+  _parse(files)
+  missing = gin_config.required_macros_unset()
+  unknown = [m for m in missing if m not in REQUIRED]
+  assert not unknown, f"{path}: REQUIRED macros without a test value: {unknown}"
+  _parse(files, [f"{m} = {REQUIRED[m]}" for m in missing])
+  assert gin_config.required_macros_unset() == []
+
+  for name in entries:
+    fn = ENTRIES[name]
+    bindings = gin.get_bindings(name)
+    needed = [p.name for p in inspect.signature(fn).parameters.values()
+              if p.default is inspect.Parameter.empty]
+    assert not [p for p in needed if p not in bindings], f"{path}: {name} lacks {needed}"
+    if "optimizer" in bindings:
+      bindings["optimizer"].build()
+    if "mesh" in bindings:
+      assert bindings["mesh"].axis_sizes(8)
+    model = bindings.get("model")
+    if isinstance(model, T5Config):
+      shapes = jax.eval_shape(lambda r, m=model: boxed_params(m, r), jax.random.key(0))
+      assert jax.tree.leaves(shapes)
+  if not entries:  # a model file, or the overlay: it must define a usable MODEL
+    model = gin.query_parameter("%MODEL").scoped_configurable_fn()
+    assert isinstance(model, T5Config)
+  gin.clear_config()
+
+
+def test_model_override_order_later_file_wins():
+  _parse(["gin/models/xxl.gin", "gin/local_tiny.gin"])
+  tiny = gin.get_configurable("T5Config")()
+  _parse(["gin/models/tiny.gin"])
+  assert tiny == gin.get_configurable("T5Config")()
+  gin.clear_config()
