@@ -126,9 +126,10 @@ def format_table(results: Mapping[str, Mapping[str, float]], step: int) -> str:
   rows = [[name, str(m.get("examples", ""))] +
           [f"{m[c]:.4f}" if isinstance(m.get(c), float) else str(m.get(c, "")) for c in columns]
           for name, m in results.items()]
-  if results:
-    mean = ["mean", ""] + [f"{np.mean([m[c] for m in results.values()]):.4f}" for c in columns]
-    rows.append(mean)
+  if results:  # unweighted mean over tasks, of the float metrics only
+    rows.append(["mean", ""] + [
+        f"{np.mean([m[c] for m in results.values()]):.4f}"
+        if all(isinstance(m.get(c), float) for m in results.values()) else "" for c in columns])
   widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
   line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
   out = [f"evaluation at step {step}", line(header), line(["-" * w for w in widths])]

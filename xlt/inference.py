@@ -36,6 +36,7 @@ def infer(*, checkpoint_path: str, data: DataConfig, output_path: str,
   if os.path.dirname(output_path):
     os.makedirs(os.path.dirname(output_path), exist_ok=True)
   written = 0
+  matches: dict[str, list[int]] = {}
   compiled = {}
   writer = jax.process_index() == 0  # every host decodes the same batches; one writes
   with open(output_path + ".tmp" if writer else os.devnull, "w") as out:
@@ -58,9 +59,14 @@ def infer(*, checkpoint_path: str, data: DataConfig, output_path: str,
           out.write(json.dumps({"task": task.name, **row, "prediction": text},
                                ensure_ascii=False) + "\n")
           written += 1
+          counts = matches.setdefault(task.name, [0, 0])
+          counts[0] += int(text.strip() == row["targets"].strip())
+          counts[1] += 1
   if not writer:
     return written
   os.replace(output_path + ".tmp", output_path)
+  for name, (hits, total) in matches.items():
+    print(f"{name:<32} exact match {hits}/{total} = {hits / max(total, 1):.3f}")
   print(f"wrote {written} predictions to {output_path}", file=sys.stderr)
   return written
 
