@@ -7,6 +7,10 @@ import jax.numpy as jnp
 import optax
 
 
+_SCHEDULE_KINDS = ("rsqrt", "constant", "cosine", "linear")
+_OPTIMIZERS = ("adafactor", "adamw")
+
+
 @dataclasses.dataclass(frozen=True)
 class Schedule:
   """Learning rate as a function of step.
@@ -25,6 +29,10 @@ class Schedule:
   linear_warmup: bool = False
   decay_steps: int = 0
   end_value: float = 0.0
+
+  def __post_init__(self):
+    if self.kind not in _SCHEDULE_KINDS:
+      raise ValueError(f"Schedule.kind={self.kind!r}; expected one of {_SCHEDULE_KINDS}")
 
   def build(self) -> optax.Schedule:
     warm = max(self.warmup_steps, 1)
@@ -71,6 +79,10 @@ class OptimizerConfig:
   b2: float = 0.999
   eps: float = 1e-8
   weight_decay: float = 0.0
+
+  def __post_init__(self):
+    if self.name not in _OPTIMIZERS:
+      raise ValueError(f"OptimizerConfig.name={self.name!r}; expected one of {_OPTIMIZERS}")
 
   def build(self) -> tuple[optax.GradientTransformation, optax.Schedule]:
     schedule = self.schedule.build()

@@ -115,6 +115,9 @@ def assert_params_sharded(params: Any, boxed_abstract: Any, mesh: Mesh, rules,
   device (e.g. a missing or misspelled logical axis name).
   """
   expected = shardings_from_logical(boxed_abstract, mesh, rules)
+  if jax.tree.structure(params) != jax.tree.structure(expected):
+    raise AssertionError("parameters and their logical annotations have different trees: "
+                         f"{jax.tree.structure(params)} vs {jax.tree.structure(expected)}")
   flat_params = jax.tree_util.tree_leaves_with_path(params)
   flat_expected = jax.tree_util.tree_leaves(expected)
   problems = []

@@ -74,7 +74,7 @@ def make_train_step(model: Transformer, optimizer: optax.GradientTransformation,
         "z_loss": sums["z_loss_sum"] / denominator,
         "token_accuracy": sums["correct_tokens"] / jnp.maximum(sums["target_tokens"], 1.0),
         "target_tokens": sums["target_tokens"],
-        "grad_norm": optax.global_norm(grads),
+        "grad_norm": optax.tree.norm(grads),
         "learning_rate": schedule(state.step),
     }
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
