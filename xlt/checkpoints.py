@@ -59,25 +59,26 @@ def _abstract(tree: Any, shardings: Any) -> Any:
                       shardings)
 
 
-def check_compatible(stored: Any, expected: Any, where: str) -> None:
-  """Names the first parameter whose path or shape differs between checkpoint and model."""
+def check_compatible(stored: Any, expected: Any, where: str, what: str = "the model config",
+                     kind: str = "parameter") -> None:
+  """Names the first leaf (`kind`) whose path or shape differs between checkpoint and model."""
   stored_flat = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_leaves_with_path(stored)}
   expected_flat = {jax.tree_util.keystr(p): v
                    for p, v in jax.tree_util.tree_leaves_with_path(expected)}
   for name, value in expected_flat.items():
     if name not in stored_flat:
       raise IncompatibleCheckpointError(
-          f"checkpoint {where} does not match the model config: parameter {name} "
+          f"checkpoint {where} does not match {what}: {kind} {name} "
           f"(shape {tuple(value.shape)}) is missing from the checkpoint")
     have = tuple(stored_flat[name].shape)
     if have != tuple(value.shape):
       raise IncompatibleCheckpointError(
-          f"checkpoint {where} does not match the model config: parameter {name} has shape "
+          f"checkpoint {where} does not match {what}: {kind} {name} has shape "
           f"{have} in the checkpoint but {tuple(value.shape)} in the model")
   extra = sorted(set(stored_flat) - set(expected_flat))
   if extra:
     raise IncompatibleCheckpointError(
-        f"checkpoint {where} does not match the model config: it has parameter {extra[0]} "
+        f"checkpoint {where} does not match {what}: it has {kind} {extra[0]} "
         f"(shape {tuple(stored_flat[extra[0]].shape)}) that the model does not")
 
 
@@ -90,9 +91,18 @@ class Checkpointer:
         save_interval_steps=config.save_every_steps, max_to_keep=config.keep,
         enable_async_checkpointing=config.async_save, create=True)
     self.manager = open_manager(directory, options)
+    self._unreadable: list[int] = []  # steps restore_latest skipped
 
   def save(self, step: int, state, data_state: dict, model_config: dict,
            force: bool = False) -> bool:
+    # orbax saves no step <= its latest one, so an unreadable step skipped on restore
+    # would block saving the retrained steps: replace it when its turn comes.
+    for stale in [s for s in self._unreadable if s >= step]:
+      self._unreadable.remove(stale)
+      if stale in self.manager.all_steps():
+        log.warning("removing unreadable checkpoint %s/%s to save step %d", self.directory,
+                    stale, step)
+        self.manager.delete(stale)
     args = ocp.args.Composite(
         params=ocp.args.StandardSave(state.params),
         opt_state=ocp.args.StandardSave(state.opt_state),
@@ -110,16 +120,23 @@ class Checkpointer:
     warning and the one before it is used; a config mismatch is an error, not skipped.
     """
     steps = sorted(self.manager.all_steps(), reverse=True)
+    self._unreadable = []
     for i, step in enumerate(steps):
       try:
-        stored = self.manager.item_metadata(step)["params"]
-        if stored is None:
-          raise ValueError("no params metadata")
+        metadata = self.manager.item_metadata(step)
+        stored, stored_opt = metadata["params"], metadata["opt_state"]
+        if stored is None or stored_opt is None:
+          raise ValueError("no params or opt_state metadata")
       except Exception as e:  # noqa: BLE001 - any read failure means "not usable"
         self._warn_unreadable(step, e, steps[i + 1:])
         continue
-      check_compatible(_tree_metadata(stored), abstract_state.params,
-                       f"{self.directory} (step {step})")
+      where = f"{self.directory} (step {step})"
+      check_compatible(_tree_metadata(stored), abstract_state.params, where)
+      # A changed optimizer is a config error too, not a reason to silently start over.
+      check_compatible(_tree_metadata(stored_opt),
+                       ocp.tree.serialize_tree(abstract_state.opt_state, keep_empty_nodes=True),
+                       where, what="the optimizer config (OptimizerConfig)",
+                       kind="optimizer state entry")
       try:
         restored = self.manager.restore(step, args=ocp.args.Composite(
             params=ocp.args.StandardRestore(_abstract(abstract_state.params, shardings.params)),
@@ -136,6 +153,7 @@ class Checkpointer:
     return None
 
   def _warn_unreadable(self, step: int, error: Exception, older: list[int]) -> None:
+    self._unreadable.append(step)
     fallback = f"falling back to step {older[0]}" if older else "no older checkpoint: starting fresh"
     log.warning("checkpoint %s/%s is unreadable (%s: %s); %s", self.directory, step,
                 type(error).__name__, str(error).splitlines()[0][:200], fallback)

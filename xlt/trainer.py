@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
@@ -80,8 +81,13 @@ class _StopSignal:
 def _should_stop(stop: _StopSignal, step: int, checkpointer) -> bool:
   if jax.process_count() == 1:
     return stop.received is not None
-  # All hosts must agree on the step at which they save and leave.
-  return checkpointer.manager.reached_preemption(step) or stop.received is not None
+  # All hosts must agree on the step at which they save and leave, also when only some
+  # of them got the signal: a tiny all-gather of the local flags, plus jax's own
+  # preemption notice (TPU maintenance events).
+  from jax.experimental import multihost_utils
+  local = np.int32(stop.received is not None)
+  anyone = bool(np.any(multihost_utils.process_allgather(local)))
+  return anyone or checkpointer.manager.reached_preemption(step)
 
 
 def train(*, model_dir: str, model: T5Config, data: DataConfig, train_steps: int,
@@ -94,7 +100,12 @@ def train(*, model_dir: str, model: T5Config, data: DataConfig, train_steps: int
   """Trains `model` on `data` for `train_steps` optimizer steps, resuming if MODEL_DIR has
   a checkpoint, else starting from `initial_checkpoint_path` (params only) or scratch."""
   distributed.initialize_from_env()
-  from xlt.data.pipeline import BatchIterator  # the data layer (TensorFlow) only when training
+  # The data layer (TensorFlow) is imported only when training; names are checked first.
+  from xlt.data.pipeline import BatchIterator
+  from xlt.data.registry import get_task_or_mixture
+  get_task_or_mixture(data.mixture_or_task_name)
+  if data.task_feature_lengths is None:
+    raise ValueError("TASK_FEATURE_LENGTHS must be set for training")
 
   if jax.process_index() == 0:
     ensure_writable(model_dir)
@@ -126,6 +137,19 @@ def train(*, model_dir: str, model: T5Config, data: DataConfig, train_steps: int
     jit_step = jax.jit(step_fn, in_shardings=(shardings, batch_sharding),
                        out_shardings=(shardings, partitioning.replicated(mesh_)),
                        donate_argnums=(0,))
+
+  all_finite = jax.jit(_all_finite, out_shardings=partitioning.replicated(mesh_))
+
+  def save(step: int, state, force: bool = False) -> None:
+    # The loss only shows the params *before* an update; an update that overflowed must
+    # not replace the last good checkpoint.
+    if not bool(jax.device_get(all_finite(state.params))):
+      raise NonFiniteLossError(
+          f"non-finite parameters after the update at step {step} (its loss was "
+          f"{last.get('loss')}); not saved. The last good checkpoint in "
+          f"{checkpointer.directory} is kept (step {checkpointer.latest_step()}). "
+          "Lower the learning rate or check the data.")
+    checkpointer.save(step, state, batches.state(), config_dict, force=force)
 
   logger = MetricsLogger(model_dir)
   config_dict = model.to_dict()
@@ -166,12 +190,12 @@ def train(*, model_dir: str, model: T5Config, data: DataConfig, train_steps: int
           if jax.process_index() == 0:
             tqdm.write(summary_line(step, train_steps, metrics))
         if step % checkpoint.save_every_steps == 0:
-          checkpointer.save(step, state, batches.state(), config_dict)
+          save(step, state)
         if _should_stop(stop, step, checkpointer):
-          stopped = stop.received or "preemption"
+          stopped = stop.received or "SIGTERM"  # another host got it, or a preemption notice
           break
       if checkpointer.latest_step() != step:
-        checkpointer.save(step, state, batches.state(), config_dict, force=True)
+        save(step, state, force=True)
   finally:
     bar.close()
     checkpointer.wait()
@@ -181,6 +205,10 @@ def train(*, model_dir: str, model: T5Config, data: DataConfig, train_steps: int
     log.warning("received %s: saved step %d to %s and stopped", stopped, step,
                 checkpointer.directory)
   return TrainResult(final_step=step, last_metrics=last, stopped_by_signal=stopped)
+
+
+def _all_finite(tree: Any) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
 def _tokens(batch: dict[str, np.ndarray]) -> int:
