@@ -138,6 +138,9 @@ def train(*, model_dir: str, model: T5Config, data: DataConfig, train_steps: int
                        out_shardings=(shardings, partitioning.replicated(mesh_)),
                        donate_argnums=(0,))
 
+  logger = MetricsLogger(model_dir)
+  config_dict = model.to_dict()
+  last: dict[str, float] = {}
   all_finite = jax.jit(_all_finite, out_shardings=partitioning.replicated(mesh_))
 
   def save(step: int, state, force: bool = False) -> None:
@@ -151,9 +154,6 @@ def train(*, model_dir: str, model: T5Config, data: DataConfig, train_steps: int
           "Lower the learning rate or check the data.")
     checkpointer.save(step, state, batches.state(), config_dict, force=force)
 
-  logger = MetricsLogger(model_dir)
-  config_dict = model.to_dict()
-  last: dict[str, float] = {}
   stopped = None
   bar = tqdm(total=train_steps, initial=start, desc="train", unit="step", dynamic_ncols=True,
              disable=not progress_bar or jax.process_index() != 0)
