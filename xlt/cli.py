@@ -62,11 +62,8 @@ def _run_gin_command(command: str, argv: list[str]) -> int:
     if command == "train":
       _write_config(gin)
     result = fn()
-  except gin_config.GinConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return EXIT_USAGE
-  except (UnknownTaskError, ModelDirError, IncompatibleCheckpointError,
-          FileNotFoundError) as e:
+  except (gin_config.GinConfigError, UnknownTaskError, ModelDirError,
+          IncompatibleCheckpointError, FileNotFoundError) as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_USAGE
   except NonFiniteLossError as e:
