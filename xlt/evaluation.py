@@ -32,13 +32,14 @@ class EvalContext:
   loaded: LoadedModel
   data: DataConfig
   lengths: Mapping[str, int]
-  _cache: dict = dataclasses.field(default_factory=dict)
+  compiled: dict = dataclasses.field(default_factory=dict)  # shared by all tasks of a run
 
   def jitted(self, key: str, build: Callable[[], Callable]) -> Callable:
-    """One compiled function per key, reused across tasks of equal shapes."""
-    if key not in self._cache:
-      self._cache[key] = build()
-    return self._cache[key]
+    """One jitted function per key for the whole run, so tasks of equal shapes reuse
+    its compilation."""
+    if key not in self.compiled:
+      self.compiled[key] = build()
+    return self.compiled[key]
 
 
 class TeacherForcedLoss:
@@ -99,12 +100,13 @@ def evaluate(*, checkpoint_path: str, data: DataConfig, model: T5Config | None =
   if jax.process_index() == 0:
     os.makedirs(output_dir, exist_ok=True)
   results: dict[str, dict[str, float]] = {}
+  compiled: dict = {}
   for task in tqdm(tasks, desc="eval", unit="task", disable=jax.process_index() != 0):
     if data.split not in task.splits:
       log.warning("task %s has no split %r (has %s): skipped", task.name, data.split, task.splits)
       continue
     lengths = dict(data.task_feature_lengths or max_lengths(task, data.split))
-    ctx = EvalContext(loaded, data, lengths)
+    ctx = EvalContext(loaded, data, lengths, compiled)
     metrics: dict[str, float] = {}
     for name in evaluators:
       metrics.update(EVALUATORS[name]()(task, ctx))
