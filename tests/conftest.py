@@ -12,6 +12,7 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -39,3 +40,19 @@ def shared_data() -> pathlib.Path:
   if not SHARED_DATA.is_dir():
     pytest.skip(f"needs the shared test data at {SHARED_DATA} (absent in a user's checkout)")
   return SHARED_DATA
+
+
+def synthetic_batch(input_lengths, target_lengths, vocab_size: int, input_len: int = 16,
+                    target_len: int = 8, seed: int = 0) -> dict:
+  """An EncDecFeatureConverter-style numpy batch with ragged rows (0 = padding)."""
+  rng = np.random.RandomState(seed)
+  n = len(target_lengths)
+  enc = rng.randint(2, vocab_size, size=(n, input_len)).astype(np.int32)
+  tgt = rng.randint(2, vocab_size, size=(n, target_len)).astype(np.int32)
+  for i in range(n):
+    enc[i, input_lengths[i]:] = 0
+    tgt[i, target_lengths[i]:] = 0
+  dec_in = np.zeros_like(tgt)
+  dec_in[:, 1:] = tgt[:, :-1]
+  return {"encoder_input_tokens": enc, "decoder_input_tokens": dec_in,
+          "decoder_target_tokens": tgt, "decoder_loss_weights": (tgt > 0).astype(np.float32)}

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from conftest import synthetic_batch
 from xlt import losses, partitioning, train_state
 from xlt.models import TINY, Transformer
 from xlt.optimizers import OptimizerConfig, Schedule
@@ -200,18 +201,8 @@ def test_adafactor_state_shardings(mesh):
 
 def _batch(seed=0, batch=8, in_len=16, tgt_len=8):
   """EncDecFeatureConverter-style batch with ragged lengths (0 = padding)."""
-  rng = np.random.RandomState(seed)
-  enc = rng.randint(2, V, size=(batch, in_len)).astype(np.int32)
-  tgt = rng.randint(2, V, size=(batch, tgt_len)).astype(np.int32)
-  enc_len = np.array([16, 10, 5, 16, 12, 3, 8, 14])[:batch]
-  tgt_len_ = np.array([8, 3, 6, 1, 8, 5, 2, 7])[:batch]
-  for i in range(batch):
-    enc[i, enc_len[i]:] = 0
-    tgt[i, tgt_len_[i]:] = 0
-  dec_in = np.zeros_like(tgt)
-  dec_in[:, 1:] = tgt[:, :-1]
-  return {"encoder_input_tokens": enc, "decoder_input_tokens": dec_in,
-          "decoder_target_tokens": tgt, "decoder_loss_weights": (tgt > 0).astype(np.float32)}
+  return synthetic_batch([16, 10, 5, 16, 12, 3, 8, 14][:batch], [8, 3, 6, 1, 8, 5, 2, 7][:batch],
+                         V, in_len, tgt_len, seed)
 
 
 # One layer per stack keeps compilation of the step on 8 devices (2 CPU cores) short.

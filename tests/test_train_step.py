@@ -7,6 +7,7 @@ import numpy as np
 import optax
 import pytest
 
+from conftest import synthetic_batch
 from xlt import losses
 from xlt.models import TINY, Transformer
 from xlt.optimizers import OptimizerConfig, Schedule
@@ -24,17 +25,7 @@ INPUT_LENGTHS = (16, 9, 4, 16, 11, 2, 7, 5)
 
 
 def _batch(seed=0, target_lengths=TARGET_LENGTHS, input_lengths=INPUT_LENGTHS):
-  rng = np.random.RandomState(seed)
-  n = len(target_lengths)
-  enc = rng.randint(2, CONFIG.vocab_size, size=(n, 16)).astype(np.int32)
-  tgt = rng.randint(2, CONFIG.vocab_size, size=(n, 8)).astype(np.int32)
-  for i in range(n):
-    enc[i, input_lengths[i]:] = 0
-    tgt[i, target_lengths[i]:] = 0
-  dec_in = np.zeros_like(tgt)
-  dec_in[:, 1:] = tgt[:, :-1]
-  return {"encoder_input_tokens": enc, "decoder_input_tokens": dec_in,
-          "decoder_target_tokens": tgt, "decoder_loss_weights": (tgt > 0).astype(np.float32)}
+  return synthetic_batch(input_lengths, target_lengths, CONFIG.vocab_size, seed=seed)
 
 
 def _constant(lr):

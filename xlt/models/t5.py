@@ -112,23 +112,21 @@ class Decoder(nn.Module):
     cfg = self.config
     relpos = RelativePositionBias(cfg, bidirectional=False, name="relpos_bias")
     encoder_valid = encoder_tokens > 0
+    query_valid = jnp.ones(decoder_tokens.shape, bool)  # padded queries get no loss anyway
     if decode and decode_positions is not None:
       cache_len = self._cache_length()
       key_positions = jnp.arange(cache_len)
       self_mask = (key_positions[None, None, :] <= decode_positions[:, :, None])[:, None]
       self_bias = relpos(decode_positions, key_positions) + _mask_to_bias(self_mask)
-      query_valid = jnp.ones(decoder_tokens.shape, bool)
     else:
       length = decoder_tokens.shape[1]
       positions = jnp.arange(length)
       causal = positions[:, None] >= positions[None, :]  # [q, k]
       self_mask = causal[None, None]
       if decoder_segment_ids is not None:
-        self_mask = self_mask & attention_mask(jnp.ones(decoder_tokens.shape, bool),
-                                               jnp.ones(decoder_tokens.shape, bool),
-                                               decoder_segment_ids, decoder_segment_ids)
+        self_mask = self_mask & attention_mask(query_valid, query_valid, decoder_segment_ids,
+                                               decoder_segment_ids)
       self_bias = relpos(positions[None, :], positions) + _mask_to_bias(self_mask)
-      query_valid = jnp.ones(decoder_tokens.shape, bool)
     cross_bias = _mask_to_bias(attention_mask(query_valid, encoder_valid, decoder_segment_ids,
                                               encoder_segment_ids))
 
