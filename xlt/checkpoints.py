@@ -19,6 +19,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from xlt.models import scan_layout
+
 log = logging.getLogger(__name__)
 
 
@@ -62,6 +64,13 @@ def _abstract(tree: Any, shardings: Any) -> Any:
 def check_compatible(stored: Any, expected: Any, where: str, what: str = "the model config",
                      kind: str = "parameter") -> None:
   """Names the first leaf (`kind`) whose path or shape differs between checkpoint and model."""
+  stored_scanned, expected_scanned = scan_layout.is_scanned(stored), scan_layout.is_scanned(expected)
+  if None not in (stored_scanned, expected_scanned) and stored_scanned != expected_scanned:
+    raise IncompatibleCheckpointError(
+        f"checkpoint {where} holds {scan_layout.describe(stored_scanned)} but the model has "
+        f"{scan_layout.describe(expected_scanned)}. A run resumes in the layout it was started "
+        f"with: add --gin.T5Config.scan_layers={stored_scanned}, or start a new MODEL_DIR with "
+        "INITIAL_CHECKPOINT_PATH set to this run (parameters convert between the layouts)")
   stored_flat = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_leaves_with_path(stored)}
   expected_flat = {jax.tree_util.keystr(p): v
                    for p, v in jax.tree_util.tree_leaves_with_path(expected)}
@@ -189,7 +198,11 @@ def _resolve_step_dir(path: str) -> tuple[str, int]:
 
 
 def restore_params(path: str, abstract_params: Any, param_shardings: Any) -> tuple[Any, int]:
-  """Only the parameters, laid out by `param_shardings` (any mesh). Returns (params, step)."""
+  """Only the parameters, laid out by `param_shardings` (any mesh). Returns (params, step).
+
+  A checkpoint in the other layer layout (per-layer vs scanned, T5Config.scan_layers) is
+  read in its own layout, sharded like the target, and converted on the devices.
+  """
   directory, step = _resolve_step_dir(path)
   manager = _read_only(directory)
   try:
@@ -197,10 +210,21 @@ def restore_params(path: str, abstract_params: Any, param_shardings: Any) -> tup
     where = f"{directory}/{step}"
     if stored is None:
       raise FileNotFoundError(f"checkpoint {where} has no `params` item")
-    check_compatible(_tree_metadata(stored), abstract_params, where)
+    stored = _tree_metadata(stored)
+    target = _abstract(abstract_params, param_shardings)
+    stored_scanned, target_scanned = (scan_layout.is_scanned(stored),
+                                      scan_layout.is_scanned(abstract_params))
+    convert = None not in (stored_scanned, target_scanned) and stored_scanned != target_scanned
+    source = scan_layout.abstract_to_layout(target, stored_scanned) if convert else target
+    check_compatible(stored, source, where)
     restored = manager.restore(step, args=ocp.args.Composite(
-        params=ocp.args.StandardRestore(_abstract(abstract_params, param_shardings))))
-    return restored["params"], step
+        params=ocp.args.StandardRestore(source)))["params"]
+    if convert:
+      log.info("converting %s from %s to %s", where, scan_layout.describe(stored_scanned),
+               scan_layout.describe(target_scanned))
+      restored = jax.jit(lambda t: scan_layout.to_layout(t, target_scanned),
+                         out_shardings=param_shardings)(restored)
+    return restored, step
   finally:
     manager.close()
 

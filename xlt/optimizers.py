@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import optax
+
+from xlt.models import scan_layout
 
 
 _SCHEDULE_KINDS = ("rsqrt", "constant", "cosine", "linear")
@@ -95,6 +98,56 @@ class OptimizerConfig:
                         weight_decay=self.weight_decay)
     else:
       raise ValueError(f"OptimizerConfig.name={self.name!r}; expected 'adafactor' or 'adamw'")
+    opt = per_layer_statistics(opt)
     if self.max_grad_norm > 0:
       opt = optax.chain(optax.clip_by_global_norm(self.max_grad_norm), opt)
     return opt, schedule
+
+
+def _over_layers(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+  """`inner` applied to each slice of its leaves' leading (layers) axis independently."""
+
+  def init(params):
+    return jax.vmap(inner.init)(params)
+
+  def update(updates, state, params=None):
+    if params is None:
+      return jax.vmap(lambda u, s: inner.update(u, s))(updates, state)
+    return jax.vmap(inner.update)(updates, state, params)
+
+  return optax.GradientTransformation(init, update)
+
+
+def per_layer_statistics(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+  """Makes T5Config.scan_layers change nothing in training.
+
+  Scanned stacks store each parameter of all layers as one [layers, ...] array. Adafactor
+  computes its factored moments, parameter scale and update clipping per array, so on a
+  stacked array they would mix the layers. Here each stack's `layers` subtree gets `inner`
+  vmapped over its layer axis, so every statistic is per layer as without scan, and the
+  rest of the tree gets `inner` as is. Per-layer trees pass straight through (same state
+  as `inner` alone). Global transforms (clip_by_global_norm) belong outside.
+  """
+
+  def split(tree):
+    stacks = scan_layout.stacked_stacks(tree)
+    if not stacks:
+      return None
+
+    def label(path, _):
+      first, second = (getattr(k, "key", None) for k in (list(path) + [None, None])[:2])
+      return first if first in stacks and second == scan_layout.STACKED else "rest"
+
+    transforms = {"rest": inner, **{name: _over_layers(inner) for name in stacks}}
+    return optax.multi_transform(transforms, lambda t: jax.tree_util.tree_map_with_path(label, t))
+
+  def init(params):
+    both = split(params)
+    return inner.init(params) if both is None else both.init(params)
+
+  def update(updates, state, params=None):
+    both = split(updates)
+    return inner.update(updates, state, params) if both is None else both.update(
+        updates, state, params)
+
+  return optax.GradientTransformation(init, update)

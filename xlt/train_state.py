@@ -35,21 +35,26 @@ def init_state(config: T5Config, optimizer: optax.GradientTransformation,
                     opt_state=optimizer.init(params))
 
 
-def opt_state_shardings(optimizer: optax.GradientTransformation, abstract_opt_state: Any,
-                        abstract_params: Any, param_shardings: Any, mesh: Mesh) -> Any:
-  """Optimizer leaves shaped like their parameter share its sharding; the rest
-  (Adafactor's factored row/column statistics, counters) are small and replicated."""
+def opt_state_shardings(abstract_opt_state: Any, abstract_params: Any, param_shardings: Any,
+                        mesh: Mesh) -> Any:
+  """An optimizer leaf whose path ends with a parameter's path and that has its shape
+  (moments, Adafactor's unfactored second moment; also under multi_transform or a vmap
+  over stacked layers) shares that parameter's sharding. The rest (factored row/column
+  statistics, counters) is small and replicated."""
   replicated = NamedSharding(mesh, P())
+  by_path = {tuple(path): (leaf.shape, sharding) for (path, leaf), sharding in zip(
+      jax.tree_util.tree_leaves_with_path(abstract_params), jax.tree.leaves(param_shardings))}
+  depth = max((len(p) for p in by_path), default=0)
 
-  def per_param(leaf, param, sharding):
-    return sharding if getattr(leaf, "shape", None) == param.shape else replicated
+  def choose(path, leaf):
+    path = tuple(path)
+    for n in range(min(depth, len(path)), 0, -1):
+      match = by_path.get(path[-n:])
+      if match is not None and tuple(match[0]) == tuple(getattr(leaf, "shape", ())):
+        return match[1]
+    return replicated
 
-  def zipped(leaf_tree, *rest):
-    return per_param(leaf_tree, *rest)
-
-  return optax.tree_map_params(
-      optimizer, zipped, abstract_opt_state, abstract_params, param_shardings,
-      transform_non_params=lambda _: replicated)
+  return jax.tree_util.tree_map_with_path(choose, abstract_opt_state)
 
 
 def state_shardings(config: T5Config, optimizer: optax.GradientTransformation, mesh: Mesh,
@@ -59,7 +64,7 @@ def state_shardings(config: T5Config, optimizer: optax.GradientTransformation, m
   boxed = jax.eval_shape(lambda r: boxed_params(config, r), rng)
   abstract = jax.eval_shape(lambda r: init_state(config, optimizer, r), rng)
   params_sh = partitioning.shardings_from_logical(boxed, mesh, rules)
-  opt_sh = opt_state_shardings(optimizer, abstract.opt_state, abstract.params, params_sh, mesh)
+  opt_sh = opt_state_shardings(abstract.opt_state, abstract.params, params_sh, mesh)
   shardings = TrainState(step=NamedSharding(mesh, P()), params=params_sh, opt_state=opt_sh)
   return abstract, shardings, boxed
 

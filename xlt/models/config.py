@@ -38,6 +38,11 @@ class T5Config:
   # Activation rematerialisation per layer: "none" (keep activations), "full" (recompute
   # the layer in the backward pass), "dots_saveable" (keep only matmul outputs).
   remat_policy: str = "none"
+  # Run each stack's layers as one jax.lax.scan over parameters stacked on a leading
+  # "layers" axis: one layer is compiled instead of num_layers (compile time and program
+  # size drop); the numbers are the same. Checkpoints convert between the two layouts
+  # on restore (xlt.models.scan_layout).
+  scan_layers: bool = False
 
   def __post_init__(self):
     if self.feed_forward_proj not in ("gated-gelu", "relu"):

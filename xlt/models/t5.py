@@ -8,6 +8,8 @@ Parameter tree (names the HF converter and partitioning rules rely on):
   encoder/layers_{i}/mlp/{wi_0,wi_1,wo}/kernel
   encoder/final_norm/scale
   decoder/... the same, with self_attention and cross_attention, and decoder/lm_head/kernel [embed, vocab]
+With T5Config.scan_layers the layers_{i} of a stack are one `layers` subtree whose leaves
+have a leading [layers] axis (encoder/layers/mlp/wo/kernel [layers, mlp, embed]).
 """
 from __future__ import annotations
 
@@ -43,11 +45,33 @@ _REMAT_POLICIES = {
 }
 
 
-def _rematerialised(layer_cls, policy: str, static_argnums: tuple[int, ...]):
+def _rematerialised(layer_cls, policy: str, static_argnums: tuple[int, ...],
+                    prevent_cse: bool = True):
   """The layer class, wrapped in nn.remat unless policy is "none" (argnums count self)."""
   if policy == "none":
     return layer_cls
-  return nn.remat(layer_cls, policy=_REMAT_POLICIES[policy], static_argnums=static_argnums)
+  return nn.remat(layer_cls, policy=_REMAT_POLICIES[policy], static_argnums=static_argnums,
+                  prevent_cse=prevent_cse)
+
+
+def _apply_layers(layer_cls, cfg: T5Config, num_layers: int, static_argnums: tuple[int, ...],
+                  x: jax.Array, *args) -> jax.Array:
+  """x -> layer_{n-1}(... layer_0(x, *args) ..., *args): a Python loop of modules named
+  layers_{i}, or with cfg.scan_layers one nn.scan over a module named `layers` whose
+  parameters (and decode cache) are stacked on a leading "layers" axis."""
+  if not cfg.scan_layers:
+    layer = _rematerialised(layer_cls, cfg.remat_policy, static_argnums)
+    for i in range(num_layers):
+      x = layer(cfg, name=f"layers_{i}")(x, *args)
+    return x
+  # Inside scan, CSE prevention is unnecessary (the loop already keeps recomputation apart).
+  layer = _rematerialised(layer_cls, cfg.remat_policy, static_argnums, prevent_cse=False)
+  stack = nn.scan(layer, variable_axes={"params": 0, "cache": 0},
+                  split_rngs={"params": True, "dropout": True},
+                  in_axes=(nn.broadcast,) * len(args), length=num_layers,
+                  metadata_params={nn.PARTITION_NAME: "layers"})
+  x, _ = stack(cfg, name="layers")(x, *args)
+  return x
 
 
 class EncoderLayer(nn.Module):
@@ -63,7 +87,8 @@ class EncoderLayer(nn.Module):
     h = RMSNorm(cfg, name="pre_mlp_norm")(x)
     h = MlpBlock(cfg, name="mlp")(h, deterministic=deterministic)
     x = x + dropout(h, deterministic=deterministic)
-    return constrain(x, ("batch", "length", "embed"))  # [b, l, d]
+    x = constrain(x, ("batch", "length", "embed"))  # [b, l, d]
+    return (x, None) if cfg.scan_layers else x  # nn.scan bodies return (carry, output)
 
 
 class DecoderLayer(nn.Module):
@@ -85,7 +110,8 @@ class DecoderLayer(nn.Module):
     h = RMSNorm(cfg, name="pre_mlp_norm")(x)
     h = MlpBlock(cfg, name="mlp")(h, deterministic=deterministic)
     x = x + dropout(h, deterministic=deterministic)
-    return constrain(x, ("batch", "length", "embed"))  # [b, q, d]
+    x = constrain(x, ("batch", "length", "embed"))  # [b, q, d]
+    return (x, None) if cfg.scan_layers else x
 
 
 class Encoder(nn.Module):
@@ -104,9 +130,7 @@ class Encoder(nn.Module):
     bias = bias + _mask_to_bias(attention_mask(valid, valid, segment_ids, segment_ids))
     x = self.embed(tokens)  # [b, l, d]
     x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
-    layer = _rematerialised(EncoderLayer, cfg.remat_policy, static_argnums=(3,))
-    for i in range(cfg.num_encoder_layers):
-      x = layer(cfg, name=f"layers_{i}")(x, bias, deterministic)
+    x = _apply_layers(EncoderLayer, cfg, cfg.num_encoder_layers, (3,), x, bias, deterministic)
     x = RMSNorm(cfg, name="final_norm")(x)
     return nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
 
@@ -148,10 +172,8 @@ class Decoder(nn.Module):
 
     x = self.embed(decoder_tokens)  # [b, q, d]
     x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
-    layer = _rematerialised(DecoderLayer, cfg.remat_policy, static_argnums=(5, 6))
-    for i in range(cfg.num_decoder_layers):
-      x = layer(cfg, name=f"layers_{i}")(x, encoded, self_bias, cross_bias, deterministic,
-                                         decode)
+    x = _apply_layers(DecoderLayer, cfg, cfg.num_decoder_layers, (5, 6), x, encoded, self_bias,
+                      cross_bias, deterministic, decode)
     x = RMSNorm(cfg, name="final_norm")(x)
     x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
     if cfg.tie_word_embeddings:
@@ -164,6 +186,8 @@ class Decoder(nn.Module):
   def _cache_length(self) -> int:
     cache = self.scope.root.variables().get("cache", {})
     try:
+      if self.config.scan_layers:  # [layers, b, length, h, e]
+        return cache["decoder"]["layers"]["self_attention"]["cached_key"].shape[2]
       return cache["decoder"]["layers_0"]["self_attention"]["cached_key"].shape[1]
     except KeyError as e:
       raise ValueError("decode=True needs a cache: call init_cache() first") from e
