@@ -144,12 +144,14 @@ def main() -> None:
   parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
   parser.add_argument("--optimizer", default="adafactor", choices=["adafactor", "adamw"])
   parser.add_argument("--remat_policy", default="none", choices=["none", "full", "dots_saveable"])
+  parser.add_argument("--scan_layers", action="store_true", help="T5Config.scan_layers")
   parser.add_argument("--hf", action="store_true", help="also time Hugging Face (PyTorch)")
   parser.add_argument("--json", default=None, help="also write the numbers here")
   args = parser.parse_args()
 
   base = TINY if args.size == "tiny" else MT5_SIZES[args.size]
-  config = base.replace(dtype=args.dtype, dropout_rate=0.0, remat_policy=args.remat_policy)
+  config = base.replace(dtype=args.dtype, dropout_rate=0.0, remat_policy=args.remat_policy,
+                        scan_layers=args.scan_layers)
   batch = synthetic_batch(config, args.batch, args.input_length, args.target_length)
   tokens = args.batch * (args.input_length + args.target_length)
   flops = model_flops_per_step(config, args.batch, args.input_length, args.target_length)
@@ -161,12 +163,14 @@ def main() -> None:
             "batch": args.batch, "input_length": args.input_length,
             "target_length": args.target_length, "dtype": args.dtype,
             "optimizer": args.optimizer, "remat_policy": args.remat_policy,
+            "scan_layers": args.scan_layers,
             "model_tflops_per_step": flops / 1e12, "xlt_step_s": xlt_s,
             "xlt_tokens_per_s": tokens / xlt_s,
             "xlt_mfu": flops / xlt_s / peak if peak else None}
   mfu = f"{result['xlt_mfu']:.1%}" if peak else "n/a (unknown peak FLOP/s for this device)"
   print(f"{result['device']} mT5-{args.size} batch {args.batch}, input {args.input_length}, "
-        f"target {args.target_length}, {args.dtype}, {args.optimizer}; model FLOPs/step "
+        f"target {args.target_length}, {args.dtype}, {args.optimizer}, remat "
+        f"{args.remat_policy}{', scanned layers' if args.scan_layers else ''}; model FLOPs/step "
         f"{flops / 1e12:.3f} TFLOP (matmuls, 3 x forward)")
   print(f"xlt: {xlt_s * 1e3:.1f} ms/step, {tokens / xlt_s:,.0f} tokens/s, MFU {mfu}")
   if args.hf:

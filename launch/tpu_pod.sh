@@ -2,19 +2,23 @@
 # Train on a Cloud TPU VM slice: every worker (host) runs the same `xlt train`.
 #   launch/tpu_pod.sh [--dry_run] [run] --name NAME --zone ZONE --accelerator v4-64 ... GIN_FILE [--gin.KEY=VALUE ...]
 #   launch/tpu_pod.sh [--dry_run] stop|delete --name NAME --zone ZONE [--project PROJECT]
-# `launch/tpu_pod.sh --help` explains every option; docs/scaling_launch.md walks through a run.
+# `launch/tpu_pod.sh --help` explains every option; docs/scaling.md walks through a run.
 set -euo pipefail
 
 usage() {
   cat <<'EOF'
 usage: launch/tpu_pod.sh [--dry_run] [run] --name NAME --zone ZONE --accelerator TYPE
            [--version VERSION] [--project PROJECT] [--spot] [--reuse] [--delete_after]
-           [--python PYTHON] [--env KEY=VALUE ...] [--log_dir DIR]
+           [--python PYTHON] [--env KEY=VALUE ...] [--log_dir DIR] [--check]
            GIN_FILE [--gin_file=FILE ...] [--gin.KEY=VALUE ...]
        launch/tpu_pod.sh [--dry_run] stop   --name NAME --zone ZONE [--project PROJECT]
        launch/tpu_pod.sh [--dry_run] delete --name NAME --zone ZONE [--project PROJECT]
 
-run (default)  1. create the slice: gcloud compute tpus tpu-vm create NAME --accelerator-type=TYPE
+run (default)  0. with --check: xlt compile --topology TYPE with the same gin files and
+                  overrides, here (needs xlt with libtpu here: pip install -e '.[tpu]'; no TPU);
+                  stops before creating anything if the train step does not fit the slice.
+                  Python: XLT_LOCAL_PYTHON, else REPO/.venv/bin/python, else python3
+               1. create the slice: gcloud compute tpus tpu-vm create NAME --accelerator-type=TYPE
                   --version=VERSION (default tpu-ubuntu2204-base; --spot for a Spot slice);
                   skipped with --reuse (then --accelerator is not needed)
                2. git archive HEAD of this repository (commit first: uncommitted changes are
@@ -65,6 +69,7 @@ project=""
 spot=0
 reuse=0
 delete_after=0
+check=0
 python_bin="python3.11"
 log_dir="${XLT_LOG_DIR:-${HOME:-/tmp}/xlt_logs}"
 envs=()
@@ -97,6 +102,7 @@ while [[ $# -gt 0 ]]; do
     --spot) spot=1; shift ;;
     --reuse) reuse=1; shift ;;
     --delete_after) delete_after=1; shift ;;
+    --check) check=1; shift ;;
     -h | --help) usage; exit 0 ;;
     --name | --zone | --accelerator | --version | --project | --python | --log_dir | --env)
       [[ $# -ge 2 && -n "$2" ]] || die_usage "$1 needs a value"
@@ -152,6 +158,7 @@ fi
 # --- run ---
 [[ $# -ge 1 ]] || die_usage "GIN_FILE is required"
 [[ "$reuse" == 1 || -n "$accelerator" ]] || die_usage "--accelerator is required (or --reuse an existing slice)"
+[[ "$check" == 0 || -n "$accelerator" ]] || die_usage "--check needs --accelerator (the slice to compile for)"
 gin_file="${1#"$repo"/}"
 shift
 overrides=("$@")
@@ -249,6 +256,18 @@ else
   echo "tpu_pod.sh: dry run; a real run would log to $log_dir/$name-$run_id.log" >&2
 fi
 
+if [[ "$check" == 1 ]]; then
+  local_python="${XLT_LOCAL_PYTHON:-}"
+  if [[ -z "$local_python" ]]; then
+    local_python="python3"
+    if [[ -x "$repo/.venv/bin/python" ]]; then
+      local_python="$repo/.venv/bin/python"
+    fi
+  fi
+  # Gin paths resolve from here or from the repository root; a failure ends the script here.
+  step env JAX_PLATFORMS=cpu "$local_python" -m xlt compile "--gin_file=$gin_file" \
+    ${overrides[@]+"${overrides[@]}"} "--topology=$accelerator"
+fi
 step git -C "$repo" archive --format=tar.gz "--output=$tarball" HEAD
 if [[ "$reuse" == 0 ]]; then
   step "${create[@]}"

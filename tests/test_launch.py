@@ -1,5 +1,6 @@
 """The launch scripts: their dry runs print the exact commands, and real runs against stand-in
 `gcloud` / `srun` executables do what the dry runs say (nothing here needs a cloud or SLURM)."""
+import importlib.util
 import logging
 import os
 import shlex
@@ -498,3 +499,38 @@ def test_launch_scripts_are_shellcheck_clean():
   assert len(scripts) >= 3
   proc = subprocess.run([_shellcheck(), *scripts], capture_output=True, text=True, timeout=120)
   assert proc.returncode == 0 and proc.stdout == "", proc.stdout + proc.stderr
+
+
+def test_tpu_check_compiles_for_the_slice_first_in_the_dry_run():
+  proc = _pod("--check", env={"XLT_LOCAL_PYTHON": "/opt/py/bin/python"})
+  assert proc.returncode == 0, proc.stderr
+  check, archive = _lines(proc.stdout)[:2]
+  assert check == ["env", "JAX_PLATFORMS=cpu", "/opt/py/bin/python", "-m", "xlt", "compile",
+                   "--gin_file=gin/experiments/demo.gin", *OVERRIDES, "--topology=v4-64"]
+  assert archive[3] == "archive"
+  no_slice = _pod("--check", "--reuse", head=[a for a in POD if a not in ("--accelerator", "v4-64")])
+  assert no_slice.returncode == 2 and "--check needs --accelerator" in no_slice.stderr
+
+
+@needs_git
+@pytest.mark.skipif(importlib.util.find_spec("libtpu") is None,
+                    reason="xlt compile for a TPU slice needs libtpu (the test extra has it)")
+@pytest.mark.parametrize("batch, fits", [(32, True), (6, False)])
+def test_tpu_check_runs_xlt_compile_and_stops_before_creating_a_slice(tmp_path, batch, fits):
+  """A real `xlt compile --topology v4-64` (libtpu, no TPU) of the tiny demo model;
+  with a batch that does not split over the 32 chips nothing reaches gcloud."""
+  _, env = _fake_pod(tmp_path)
+  env.update(XLT_LOCAL_PYTHON=sys.executable, PYTHONPATH=str(REPO_ROOT))
+  proc = _bash([a for a in POD if a != "--dry_run"] + [
+      "--check", "--log_dir", str(tmp_path / "logs"), "gin/experiments/demo.gin",
+      "--gin_file=gin/local_tiny.gin", "--gin.MODEL_DIR='gs://bucket/run'",
+      f"--gin.BATCH_SIZE={batch}"], env=env, timeout=300)
+  calls = tmp_path / "calls"
+  if fits:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "topology: v4-64: 32 x TPU v4" in proc.stdout and "fits:" in proc.stdout
+    assert _lines(calls.read_text())[0][:5] == TPU + ["create"]
+  else:
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "BATCH_SIZE=6 does not split" in proc.stdout + proc.stderr
+    assert not calls.exists()
