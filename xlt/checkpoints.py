@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from xlt import run_paths
 from xlt.models import scan_layout
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ ITEM_HANDLERS = {
 
 def open_manager(directory: str, options: ocp.CheckpointManagerOptions) -> ocp.CheckpointManager:
   """A manager that knows our items, so a fresh process can read their metadata."""
-  return ocp.CheckpointManager(os.path.abspath(directory), options=options,
+  return ocp.CheckpointManager(run_paths.resolve(directory), options=options,
                                item_handlers={k: h() for k, h in ITEM_HANDLERS.items()})
 
 
@@ -181,19 +181,18 @@ def _tree_metadata(metadata: Any) -> Any:
 
 
 def _resolve_step_dir(path: str) -> tuple[str, int]:
-  """A run dir (MODEL_DIR), its checkpoints/ dir, or one step dir -> (manager dir, step)."""
-  path = os.path.abspath(path)
-  for candidate in (os.path.join(path, "checkpoints"), path):
-    if os.path.isdir(candidate):
-      steps = [int(d) for d in os.listdir(candidate)
-               if d.isdigit() and os.path.isdir(os.path.join(candidate, d))]
+  """A run dir (MODEL_DIR), its checkpoints/ dir, or one step dir -> (manager dir, step).
+  Local paths or bucket URLs (gs://...)."""
+  root = run_paths.resolve(path)
+  for candidate in (root / "checkpoints", root):
+    if candidate.is_dir():
+      steps = [int(d.name) for d in candidate.iterdir() if d.name.isdigit() and d.is_dir()]
       if steps:
-        return candidate, max(steps)
-  base = os.path.basename(path)
-  if base.isdigit() and os.path.isdir(path):
-    return os.path.dirname(path), int(base)
+        return str(candidate), max(steps)
+  if root.name.isdigit() and root.is_dir():
+    return str(root.parent), int(root.name)
   raise FileNotFoundError(
-      f"no checkpoint found at {path}: expected a run directory (MODEL_DIR), its "
+      f"no checkpoint found at {root}: expected a run directory (MODEL_DIR), its "
       "checkpoints/ folder, or one numbered step folder")
 
 
@@ -232,8 +231,7 @@ def restore_params(path: str, abstract_params: Any, param_shardings: Any) -> tup
 def read_model_config(path: str) -> dict | None:
   """The model_config item saved with a checkpoint (None if it has none)."""
   directory, step = _resolve_step_dir(path)
-  config_dir = os.path.join(directory, str(step), "model_config")
-  if not os.path.isdir(config_dir):
+  if not (run_paths.resolve(directory) / str(step) / "model_config").is_dir():
     return None
   manager = _read_only(directory)
   try:

@@ -87,11 +87,11 @@ def _run_gin_command(command: str, argv: list[str]) -> int:
 def _write_config(gin) -> None:
   """MODEL_DIR/config.gin: the full configuration of this run, for the record."""
   try:
-    model_dir = gin.query_parameter("%MODEL_DIR")
-    os.makedirs(model_dir, exist_ok=True)
-    with open(os.path.join(model_dir, "config.gin"), "w") as f:
-      f.write(gin.config_str())
-  except (OSError, ValueError, TypeError):
+    from xlt import run_paths
+    model_dir = run_paths.resolve(gin.query_parameter("%MODEL_DIR"))
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "config.gin").write_text(gin.config_str())
+  except Exception:  # noqa: BLE001 - OSError locally, tf / gcsfs errors on a bucket
     pass  # train() reports an unusable MODEL_DIR with a proper message
 
 
@@ -166,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
   # SeqIO warns on every in-memory (FunctionDataSource) task; the demo tasks are that by design.
   logging.getLogger("absl").addFilter(
       lambda record: "uncached FunctionDataset" not in record.getMessage())
+  # Gin logs every include it tries before its search path (the repository root) finds it;
+  # a file found nowhere is a GinConfigError with its own message.
+  for handler in logging.getLogger().handlers:
+    handler.addFilter(lambda record: not record.getMessage().startswith(
+        ("system_path_file_exists:", "Path not found: ")))
   if not argv or argv[0] in ("-h", "--help", "help"):
     print(USAGE)
     return 0 if argv else EXIT_USAGE

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import sys
 from typing import Any, Callable, Mapping, Sequence
 
@@ -18,7 +17,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from xlt import distributed, partitioning
+from xlt import distributed, partitioning, run_paths
 from xlt.data import DataConfig
 from xlt.loaded_model import LoadedModel, load_model
 from xlt.models import T5Config
@@ -71,12 +70,11 @@ EVALUATORS: dict[str, Callable[[], Any]] = {TeacherForcedLoss.name: TeacherForce
 
 
 def default_output_dir(checkpoint_path: str) -> str:
-  """<MODEL_DIR>/eval for a run directory or one of its checkpoints."""
-  path = os.path.abspath(checkpoint_path)
-  parts = path.split(os.sep)
+  """<MODEL_DIR>/eval for a run directory or one of its checkpoints (local or gs://)."""
+  parts = str(run_paths.resolve(checkpoint_path)).split("/")
   if "checkpoints" in parts:
-    path = os.sep.join(parts[:len(parts) - 1 - parts[::-1].index("checkpoints")])
-  return os.path.join(path, "eval")
+    parts = parts[:len(parts) - 1 - parts[::-1].index("checkpoints")]
+  return "/".join(parts + ["eval"])
 
 
 def evaluate(*, checkpoint_path: str, data: DataConfig, model: T5Config | None = None,
@@ -100,7 +98,7 @@ def evaluate(*, checkpoint_path: str, data: DataConfig, model: T5Config | None =
   loaded = load_model(checkpoint_path, model, mesh)
   output_dir = output_dir or default_output_dir(checkpoint_path)
   if jax.process_index() == 0:
-    os.makedirs(output_dir, exist_ok=True)
+    run_paths.resolve(output_dir).mkdir(parents=True, exist_ok=True)
   results: dict[str, dict[str, float]] = {}
   compiled: dict = {}
   for task in tqdm(tasks, desc="eval", unit="task", disable=jax.process_index() != 0):
@@ -116,8 +114,8 @@ def evaluate(*, checkpoint_path: str, data: DataConfig, model: T5Config | None =
     if jax.process_index() == 0:
       record = {"task": task.name, "split": data.split, "checkpoint": checkpoint_path,
                 "step": loaded.step, "feature_lengths": lengths, "metrics": metrics}
-      with open(os.path.join(output_dir, f"{task.name}.json"), "w") as f:
-        json.dump(record, f, indent=2, ensure_ascii=False)
+      (run_paths.resolve(output_dir) / f"{task.name}.json").write_text(
+          json.dumps(record, indent=2, ensure_ascii=False))
   if jax.process_index() == 0:
     print(format_table(results, loaded.step), file=sys.stdout)
     print(f"results written to {output_dir}", file=sys.stderr)

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from xlt import decoding, distributed, partitioning
+from xlt import decoding, distributed, partitioning, run_paths
 from xlt.data import DataConfig
 from xlt.loaded_model import load_model
 from xlt.models import T5Config
@@ -35,13 +35,15 @@ def infer(*, checkpoint_path: str, data: DataConfig, output_path: str,
   tasks = leaf_tasks(data.mixture_or_task_name)
   loaded = load_model(checkpoint_path, model, mesh)
   batch_sharding = partitioning.batch_sharding(loaded.mesh)
-  if os.path.dirname(output_path):
-    os.makedirs(os.path.dirname(output_path), exist_ok=True)
+  target = run_paths.resolve(output_path)  # local or gs://
+  partial = target.parent / (target.name + ".tmp")
+  if jax.process_index() == 0:
+    target.parent.mkdir(parents=True, exist_ok=True)
   written = 0
   matches: dict[str, list[int]] = {}
   compiled = {}
   writer = jax.process_index() == 0  # every host decodes the same batches; one writes
-  with open(output_path + ".tmp" if writer else os.devnull, "w") as out:
+  with (partial.open("w") if writer else open(os.devnull, "w")) as out:
     for task in tasks:
       lengths = dict(data.task_feature_lengths or max_lengths(task, data.split))
       decode_len = max_decode_length or lengths["targets"]
@@ -66,7 +68,7 @@ def infer(*, checkpoint_path: str, data: DataConfig, output_path: str,
           counts[1] += 1
   if not writer:
     return written
-  os.replace(output_path + ".tmp", output_path)
+  partial.replace(target)
   for name, (hits, total) in matches.items():
     print(f"{name:<32} exact match {hits}/{total} = {hits / max(total, 1):.3f}")
   print(f"wrote {written} predictions to {output_path}", file=sys.stderr)

@@ -1,15 +1,58 @@
 """Where training metrics go: TensorBoard, a JSONL file, a console summary line.
 
-Only process 0 writes; every process may call.
+Only process 0 writes; every process may call. MODEL_DIR may be a bucket (gs://):
+tensorboardX writes there itself; the JSONL file is appended to locally and, on a bucket
+(whose objects cannot be appended to), rewritten whole at most every `flush_seconds`
+and at close, after reading what an earlier (resumed) run left in it.
 """
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Mapping
 
 import jax
+
+from xlt import run_paths
+
+
+class JsonlLog:
+  """Lines of JSON, one per write, kept across restarts of the run."""
+
+  def __init__(self, path: str, flush_seconds: float = 30.0):
+    self.path = run_paths.resolve(path)
+    self.remote = run_paths.is_url(path)
+    self.flush_seconds = flush_seconds
+    if self.remote:
+      self._text = self.path.read_text() if self.path.exists() else ""
+      self._last_flush = time.monotonic()
+      self._dirty = False
+    else:
+      self.path.parent.mkdir(parents=True, exist_ok=True)
+      self._file = open(self.path, "a")
+
+  def write(self, record: Mapping) -> None:
+    line = json.dumps(dict(record)) + "\n"
+    if not self.remote:
+      self._file.write(line)
+      self._file.flush()
+      return
+    self._text += line
+    self._dirty = True
+    if time.monotonic() - self._last_flush >= self.flush_seconds:
+      self.flush()
+
+  def flush(self) -> None:
+    if self.remote and self._dirty:
+      self.path.write_text(self._text)
+      self._dirty = False
+      self._last_flush = time.monotonic()
+
+  def close(self) -> None:
+    if self.remote:
+      self.flush()
+    else:
+      self._file.close()
 
 
 class MetricsLogger:
@@ -19,16 +62,15 @@ class MetricsLogger:
     self._jsonl = None
     if self.enabled:
       from tensorboardX import SummaryWriter
-      self._tb = SummaryWriter(os.path.join(model_dir, "tensorboard", subdir))
-      self._jsonl = open(os.path.join(model_dir, f"{subdir}_metrics.jsonl"), "a")
+      self._tb = SummaryWriter(run_paths.join(model_dir, "tensorboard", subdir))
+      self._jsonl = JsonlLog(run_paths.join(model_dir, f"{subdir}_metrics.jsonl"))
 
   def write(self, step: int, metrics: Mapping[str, float]) -> None:
     if not self.enabled:
       return
     for name, value in metrics.items():
       self._tb.add_scalar(f"{name}", value, step)
-    self._jsonl.write(json.dumps({"step": step, "time": time.time(), **metrics}) + "\n")
-    self._jsonl.flush()
+    self._jsonl.write({"step": step, "time": time.time(), **metrics})
 
   def close(self) -> None:
     if self.enabled:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import signal
 import sys
 import time
@@ -15,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from xlt import checkpoints, distributed, losses, partitioning
+from xlt import checkpoints, distributed, losses, partitioning, run_paths
 from xlt.data import DataConfig
 from xlt.metrics_log import MetricsLogger, summary_line
 from xlt.models import T5Config, Transformer
@@ -30,8 +29,7 @@ class NonFiniteLossError(RuntimeError):
   pass
 
 
-class ModelDirError(OSError):
-  pass
+ModelDirError = run_paths.NotWritableError  # MODEL_DIR cannot hold the run
 
 
 @dataclasses.dataclass
@@ -39,19 +37,6 @@ class TrainResult:
   final_step: int
   last_metrics: dict[str, float]
   stopped_by_signal: str | None = None
-
-
-def ensure_writable(model_dir: str) -> None:
-  """Fails early, before any compute, if MODEL_DIR cannot hold checkpoints."""
-  try:
-    os.makedirs(model_dir, exist_ok=True)
-    probe = os.path.join(model_dir, f".write_probe_{os.getpid()}")
-    with open(probe, "w") as f:
-      f.write("ok")
-    os.remove(probe)
-  except OSError as e:
-    raise ModelDirError(f"MODEL_DIR {model_dir!r} is not writable: {e.strerror or e}. "
-                        "Choose another with --gin.MODEL_DIR=\"'/path/to/run'\"") from None
 
 
 class _StopSignal:
@@ -109,7 +94,7 @@ def train(*, model_dir: str, model: T5Config, data: DataConfig, train_steps: int
     raise ValueError("TASK_FEATURE_LENGTHS must be set for training")
 
   if jax.process_index() == 0:
-    ensure_writable(model_dir)
+    run_paths.ensure_writable(model_dir)
   mesh_ = partitioning.make_mesh(mesh)
   rules = mesh.rules
   tx, schedule = optimizer.build()
@@ -117,7 +102,7 @@ def train(*, model_dir: str, model: T5Config, data: DataConfig, train_steps: int
   partitioning.assert_params_sharded(state.params, boxed, mesh_, rules)
   _log_model(model, state.params, mesh_)
 
-  checkpointer = checkpoints.Checkpointer(os.path.join(model_dir, "checkpoints"), checkpoint)
+  checkpointer = checkpoints.Checkpointer(run_paths.join(model_dir, "checkpoints"), checkpoint)
   data_state = {"batches_consumed": 0}
   restored = checkpointer.restore_latest(state, shardings)
   if restored is not None:
