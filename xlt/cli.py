@@ -60,28 +60,42 @@ def _run_gin_command(command: str, argv: list[str]) -> int:
   from xlt.checkpoints import IncompatibleCheckpointError
   from xlt.data.registry import UnknownTaskError
   from xlt.trainer import ModelDirError, NonFiniteLossError
-  try:
+
+  def run():
     gin_config.parse(files, bindings)
     fn = gin.get_configurable(_GIN_COMMANDS[command])
     if command == "train":
       _write_config(gin)
-    result = fn()
-  except (gin_config.GinConfigError, UnknownTaskError, ModelDirError,
-          IncompatibleCheckpointError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return EXIT_USAGE
-  except NonFiniteLossError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return EXIT_FAILED
-  except ValueError as e:
-    # Config values rejected by the dataclasses and gin's own binding errors.
-    if os.environ.get("XLT_DEBUG"):
-      raise
-    print(f"error: {e}\n(set XLT_DEBUG=1 for the traceback)", file=sys.stderr)
-    return EXIT_USAGE
+    return fn()
+
+  code, result = _reporting_errors(
+      run, usage=(gin_config.GinConfigError, UnknownTaskError, ModelDirError,
+                  IncompatibleCheckpointError, FileNotFoundError),
+      failure=(NonFiniteLossError,))
+  if code is not None:
+    return code
   if command == "train" and getattr(result, "stopped_by_signal", None):
     return 128 + (15 if result.stopped_by_signal == "SIGTERM" else 2)
   return 0
+
+
+def _reporting_errors(fn, usage: tuple = (), failure: tuple = ()) -> tuple[int | None, object]:
+  """(None, fn()), or (exit code, None) after one line on stderr for an error a user can
+  fix: `usage` ones exit 2, `failure` ones 1, and ValueError (config values rejected by
+  the dataclasses, gin's own binding errors) 2 with a hint for the traceback."""
+  try:
+    return None, fn()
+  except usage as e:
+    print(f"error: {e}", file=sys.stderr)
+    return EXIT_USAGE, None
+  except failure as e:
+    print(f"error: {e}", file=sys.stderr)
+    return EXIT_FAILED, None
+  except ValueError as e:
+    if os.environ.get("XLT_DEBUG"):
+      raise
+    print(f"error: {e}\n(set XLT_DEBUG=1 for the traceback)", file=sys.stderr)
+    return EXIT_USAGE, None
 
 
 def _write_config(gin) -> None:
@@ -108,18 +122,16 @@ def _compile(argv: list[str]) -> int:
   parser.add_argument("--memory_gib", type=float, default=None,
                       help="per-device budget in GiB (default: the device's memory)")
   args = parser.parse_args(rest)
-  try:
+
+  def run():
     topology = aot.resolve_topology(args.topology, args.memory_gib)
     aot.parse_gin(files, bindings)
-    report = aot.compile_train_step(aot.step_config_from_gin(), topology)
-  except (gin_config.GinConfigError, aot.TopologyError, aot.TpuUnavailableError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return EXIT_USAGE
-  except ValueError as e:
-    if os.environ.get("XLT_DEBUG"):
-      raise
-    print(f"error: {e}\n(set XLT_DEBUG=1 for the traceback)", file=sys.stderr)
-    return EXIT_USAGE
+    return aot.compile_train_step(aot.step_config_from_gin(), topology)
+
+  code, report = _reporting_errors(
+      run, usage=(gin_config.GinConfigError, aot.TopologyError, aot.TpuUnavailableError))
+  if code is not None:
+    return code
   print(report.table())
   if not report.fits:
     print(f"error: does not fit: {report.explain()}", file=sys.stderr)
