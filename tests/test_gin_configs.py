@@ -82,3 +82,12 @@ def test_model_override_order_later_file_wins():
   _parse(["gin/models/tiny.gin"])
   assert tiny == gin.get_configurable("T5Config")()
   gin.clear_config()
+
+
+@pytest.mark.parametrize("path", [f for f in ALL_FILES if f.startswith("gin/models/")])
+def test_model_files_set_every_field(path):
+  """So that a later model file replaces an earlier one completely."""
+  import dataclasses
+  _parse([path])
+  assert set(gin.get_bindings("T5Config")) == {f.name for f in dataclasses.fields(T5Config)}
+  gin.clear_config()
