@@ -193,3 +193,17 @@ def test_compiler_out_of_memory_is_reported_with_its_size():
   explanation = report.explain()
   assert "ran out of memory for v4-32" in explanation and "(30.75G). Try:" in explanation
   assert "num_microbatches=2" in explanation
+
+
+@pytest.mark.skipif(importlib.util.find_spec("libtpu") is None,
+                    reason="nothing to quiet: libtpu is not installed")
+def test_xlt_commands_keep_libtpu_quiet_off_a_tpu_vm():
+  """With libtpu installed, JAX loads it in every `xlt` process; off a TPU VM it must not
+  print its metadata-server errors (nor lock other processes out)."""
+  env = {k: v for k, v in subprocess_env().items()
+         if k != "JAX_PLATFORMS" and not k.startswith(("TPU_", "ALLOW_MULTIPLE_LIBTPU"))}
+  proc = subprocess.run([sys.executable, "-m", "xlt", "compile", *TINY_RUN], cwd=REPO_ROOT,
+                        env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "topology: local: 1 x cpu" in proc.stdout
+  assert "TPU_WORKER_HOSTNAMES" not in proc.stderr and "libtpu_lockfile" not in proc.stderr

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import glob
 import importlib.util
 import inspect
 import math
@@ -27,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding
 
-from xlt import losses, partitioning, train_state
+from xlt import losses, partitioning, tpu_env, train_state
 from xlt.models import T5Config, Transformer
 from xlt.optimizers import OptimizerConfig
 from xlt.train_step import make_train_step
@@ -130,7 +129,7 @@ def _tpu_devices(name: str, generation: str, grid: tuple[int, ...]) -> tuple[Any
   if math.prod(grid) < 4:  # smaller than one 2x2 host
     kwargs["chips_per_host_bounds"] = tuple(grid) + (1,) * (3 - len(grid))
   desc = f"{generation}:{'x'.join(map(str, grid))}"
-  _quiet_libtpu_off_tpu(generation, grid)
+  tpu_env.quiet_libtpu_off_tpu()
   try:
     topology = topologies.get_topology_desc(topology_name=desc, platform="tpu", **kwargs)
   except Exception as e:  # noqa: BLE001 - libtpu raises RuntimeError or XlaRuntimeError
@@ -144,25 +143,6 @@ def _tpu_devices(name: str, generation: str, grid: tuple[int, ...]) -> tuple[Any
     raise TpuUnavailableError(f"libtpu could not describe TPU topology {desc} "
                               f"(from --topology {name}): {e}") from None
   return tuple(topology.devices)
-
-
-def _quiet_libtpu_off_tpu(generation: str, grid: tuple[int, ...]) -> None:
-  """Off a TPU VM, tell libtpu what the metadata server would, so it does not complain,
-  and let several compile-only processes load it at once.
-
-  The values only answer libtpu's start-up questions (host names, accelerator type); the
-  slice compiled for is the explicit topology description. On a TPU VM nothing is set.
-  """
-  if glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*"):
-    return
-  per_chip = _TPU_GENERATIONS[generation][1]
-  name = {"v5e": "v5litepod"}.get(generation, generation)
-  # libtpu locks /tmp/libtpu_lockfile for the process that owns the chips; with no chips,
-  # two compile-only processes (or a test run) must not block each other.
-  os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
-  os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
-  os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
-  os.environ.setdefault("TPU_ACCELERATOR_TYPE", f"{name}-{math.prod(grid) * per_chip}")
 
 
 def _local_budget(device) -> tuple[int | None, str]:

@@ -20,6 +20,8 @@ import logging
 import os
 import sys
 
+from xlt import tpu_env
+
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 
@@ -171,6 +173,7 @@ USAGE = __doc__
 
 def main(argv: list[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
+  tpu_env.quiet_libtpu_off_tpu()
   logging.basicConfig(level=os.environ.get("XLT_LOG_LEVEL", "INFO"),
                       format="%(asctime)s %(levelname)s %(name)s: %(message)s")
   for noisy in ("absl", "jax._src", "orbax", "tensorflow"):
