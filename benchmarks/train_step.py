@@ -29,7 +29,7 @@ import numpy as np
 from xlt import losses, optimizers, partitioning
 from xlt.models import MT5_SIZES, TINY, T5Config, Transformer
 from xlt.train_state import create_sharded_state
-from xlt.train_step import make_train_step
+from xlt.train_step import jit_train_step, make_train_step
 
 # Dense bf16 peak FLOP/s per device, by jax device_kind prefix.
 PEAK_FLOPS = {"NVIDIA H100": 989e12, "NVIDIA H200": 989e12, "NVIDIA A100": 312e12,
@@ -79,9 +79,8 @@ def time_xlt(config: T5Config, optimizer: str, batch: dict, steps: int) -> float
   tx, schedule = optimizers.OptimizerConfig(
       name=optimizer, schedule=optimizers.Schedule(kind="constant", base=1e-4)).build()
   state, shardings, _ = create_sharded_state(config, tx, mesh, mesh_config.rules, seed=0)
-  step = jax.jit(make_train_step(Transformer(config), tx, schedule, losses.LossConfig()),
-                 in_shardings=(shardings, partitioning.batch_sharding(mesh)),
-                 out_shardings=(shardings, None), donate_argnums=(0,))
+  step = jit_train_step(make_train_step(Transformer(config), tx, schedule, losses.LossConfig()),
+                        shardings, mesh)
   with partitioning.activation_rules(mesh, mesh_config.rules):
     state, metrics = step(state, batch)  # compile + first step
     jax.block_until_ready(metrics)

@@ -29,7 +29,7 @@ from jax.sharding import Mesh, NamedSharding
 from xlt import losses, partitioning, tpu_env, train_state
 from xlt.models import T5Config, Transformer
 from xlt.optimizers import OptimizerConfig
-from xlt.train_step import make_train_step
+from xlt.train_step import jit_train_step, make_train_step
 
 GIB = 2**30
 
@@ -514,10 +514,7 @@ def compile_train_step(config: StepConfig, topology: Topology) -> MemoryReport:
   compile_error = backend = None
   t0 = time.perf_counter()
   with partitioning.activation_rules(mesh, rules):
-    jitted = jax.jit(step_fn, in_shardings=(shardings, batch_sharding),
-                     out_shardings=(shardings, partitioning.replicated(mesh)),
-                     donate_argnums=(0,))
-    lowered = jitted.lower(state, batch)
+    lowered = jit_train_step(step_fn, shardings, mesh).lower(state, batch)
     t1 = time.perf_counter()
     try:
       compiled = lowered.compile()

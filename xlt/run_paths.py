@@ -26,7 +26,7 @@ def resolve(path: str | os.PathLike) -> epath.Path:
 
 def join(path: str, *parts: str) -> str:
   """String join that keeps `gs://` intact (os.path.join does too, abspath would not)."""
-  return str(resolve(path).joinpath(*parts)) if parts else str(resolve(path))
+  return str(resolve(path).joinpath(*parts))
 
 
 class NotWritableError(OSError):

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from xlt import losses
+from xlt import losses, partitioning
 from xlt.models import Transformer
 from xlt.train_state import TrainState
 
@@ -80,6 +80,15 @@ def make_train_step(model: Transformer, optimizer: optax.GradientTransformation,
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
   return step
+
+
+def jit_train_step(step_fn: Callable, state_shardings: Any, mesh) -> Any:
+  """The step as train() runs it: the state in its shardings and donated, the batch split
+  over data x fsdp, metrics replicated. `xlt compile` and the throughput benchmark compile
+  this same object, so what they measure is what trains."""
+  return jax.jit(step_fn, in_shardings=(state_shardings, partitioning.batch_sharding(mesh)),
+                 out_shardings=(state_shardings, partitioning.replicated(mesh)),
+                 donate_argnums=(0,))
 
 
 def make_eval_step(model: Transformer) -> Callable[[Any, Batch], dict[str, jax.Array]]:

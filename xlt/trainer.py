@@ -20,7 +20,7 @@ from xlt.metrics_log import MetricsLogger, summary_line
 from xlt.models import T5Config, Transformer
 from xlt.optimizers import OptimizerConfig
 from xlt.train_state import create_sharded_state
-from xlt.train_step import make_train_step
+from xlt.train_step import jit_train_step, make_train_step
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +119,7 @@ def train(*, model_dir: str, model: T5Config, data: DataConfig, train_steps: int
                           batches_consumed=data_state["batches_consumed"])
   batch_sharding = partitioning.batch_sharding(mesh_)
   step_fn = make_train_step(Transformer(model), tx, schedule, loss, num_microbatches, seed)
-  with partitioning.activation_rules(mesh_, rules):
-    jit_step = jax.jit(step_fn, in_shardings=(shardings, batch_sharding),
-                       out_shardings=(shardings, partitioning.replicated(mesh_)),
-                       donate_argnums=(0,))
+  jit_step = jit_train_step(step_fn, shardings, mesh_)
 
   logger = MetricsLogger(model_dir)
   config_dict = model.to_dict()
