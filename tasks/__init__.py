@@ -7,3 +7,4 @@
   crosslingual  held-out eval tasks on the template language / style / answer axes
 """
 from tasks import demo, korani, korean, p3, crosslingual  # noqa: F401
+from tasks import korean_benchmarks  # noqa: F401  KMMLU and KoBEST (rank classification)
