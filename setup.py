@@ -30,6 +30,14 @@ setup(
         "jinja2>=3.1",
         "pyyaml>=6",
         "datasets>=3",  # English sources (and KoBEST) from a local HF cache or local files
+        # Evaluation: generation metrics, reports and charts (xlt.metrics, xlt.eval_results).
+        "rouge-score>=0.1.2",
+        "sacrebleu>=2.0",
+        # Korean morphemes for ROUGE-L / BLEU, offline: kiwipiepy-model ships the model
+        # (~105 MB). Pinned to one minor version so Korean scores compare across installs.
+        "kiwipiepy>=0.24,<0.25",
+        "kiwipiepy-model>=0.24,<0.25",
+        "matplotlib>=3.8",
     ],
     extras_require={
         # jax[tpu] brings libtpu, with which `xlt compile --topology v4-32` compiles for a
