@@ -29,6 +29,8 @@ demo: $(VENV)/.core
 	rm -rf $(DEMO_DIR)
 	$(BIN)/xlt train --gin_file=gin/experiments/demo.gin --gin.MODEL_DIR="'$(DEMO_DIR)'"
 	$(BIN)/xlt eval --gin_file=gin/experiments/demo_eval.gin --gin.CHECKPOINT_PATH="'$(DEMO_DIR)'"
+	$(BIN)/xlt eval --gin_file=gin/experiments/demo_eval.gin --gin.CHECKPOINT_PATH="'$(DEMO_DIR)'" \
+	  --gin.MIXTURE_OR_TASK_NAME="'demo_heldout_eval'"
 	$(BIN)/xlt infer --gin_file=gin/experiments/demo_infer.gin --gin.CHECKPOINT_PATH="'$(DEMO_DIR)'" \
 	  --gin.OUTPUT_PATH="'$(DEMO_DIR)/infer/predictions.jsonl'"
 

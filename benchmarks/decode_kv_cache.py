@@ -1,7 +1,9 @@
-"""Greedy decoding: KV cache vs re-running the full decoder for every token.
+"""Greedy decoding: KV cache vs re-running the full decoder for every token; and beam
+search with the cache against that greedy baseline.
 
-Prints the time per decoded batch of both and their ratio, measured in the same run on
-whatever device jax sees (CPU here). Needs no TensorFlow.
+Prints the time per decoded batch of each and their ratios, measured in the same run on
+whatever device jax sees (CPU here). No EOS, so every method runs all decode steps.
+Needs no TensorFlow.
 
   python benchmarks/decode_kv_cache.py --size tiny --batch 8 --input_length 64 --decode_length 32
 """
@@ -50,6 +52,7 @@ def main() -> None:
   parser.add_argument("--batch", type=int, default=8)
   parser.add_argument("--input_length", type=int, default=64)
   parser.add_argument("--decode_length", type=int, default=32)
+  parser.add_argument("--num_beams", type=int, default=4, help="0: skip beam search")
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--json", default=None, help="also write the numbers here")
   args = parser.parse_args()
@@ -71,6 +74,13 @@ def main() -> None:
   print(f"{result['device']} mT5-{args.size} batch {args.batch}, input {args.input_length}, "
         f"decode {n}: KV cache {t_cached*1e3:.1f} ms, full forward {t_full*1e3:.1f} ms, "
         f"speed-up x{result['speedup']:.2f}")
+  if args.num_beams:
+    k = args.num_beams
+    beam = jax.jit(lambda p, x: decoding.beam_search(model, p, x, n, k, eos_id=-1))
+    t_beam = _time(beam, params, enc, repeats=args.repeats)
+    result.update(num_beams=k, beam_s=t_beam, beam_over_greedy=t_beam / t_cached)
+    print(f"  beam search, {k} beams, KV cache: {t_beam*1e3:.1f} ms, "
+          f"x{result['beam_over_greedy']:.2f} the greedy KV-cache time")
   if args.json:
     with open(args.json, "w") as f:
       json.dump(result, f, indent=2)

@@ -44,14 +44,15 @@ def test_eval_loss_matches_direct_computation(run_dir, capsys):
   run, config, params = run_dir
   code = cli.main(["eval", "--gin_file=gin/runs/eval.gin", f"--gin.CHECKPOINT_PATH='{run}'",
                    f"--gin.MIXTURE_OR_TASK_NAME='{TASK}'", "--gin.BATCH_SIZE=64",
-                   "--gin.VOCABULARY='byte'"])
+                   "--gin.VOCABULARY='byte'", "--gin.EVALUATORS=['teacher_forced']"])
   assert code == 0
   printed = capsys.readouterr().out
   assert TASK in printed and "token_accuracy" in printed
-  with open(run / "eval" / f"{TASK}.json") as f:
-    record = json.load(f)
-  assert record["step"] == 7 and record["split"] == "validation"
-  metrics = record["metrics"]
+  with open(run / "eval" / f"{TASK}-validation-step7" / "results.json") as f:
+    results = json.load(f)
+  assert results["step"] == 7 and results["split"] == "validation"
+  assert results["tasks"][TASK]["evaluator"] == "teacher_forced"
+  metrics = results["tasks"][TASK]["metrics"]
   assert metrics["examples"] == demo.SPLIT_SIZES["validation"]
 
   # Independent reference: per-example teacher forcing, numpy log-softmax.
@@ -73,7 +74,8 @@ def test_eval_loss_matches_direct_computation(run_dir, capsys):
     total_tokens += len(targets)
   assert metrics["target_tokens"] == total_tokens
   np.testing.assert_allclose(metrics["loss"], total_nll / total_tokens, rtol=1e-5)
-  np.testing.assert_allclose(metrics["token_accuracy"], total_correct / total_tokens, rtol=1e-6)
+  np.testing.assert_allclose(metrics["token_accuracy"], 100 * total_correct / total_tokens,
+                             rtol=1e-6)
 
 
 def test_infer_writes_greedy_predictions(run_dir):

@@ -21,6 +21,10 @@ REQUIRED = {
     "OUTPUT_PATH": "'/tmp/preds.jsonl'",
 }
 
+# Cells of the paper's grid: the model comes from a gin/experiments/mt5_*.gin before them.
+GRID_CELLS = {f"gin/experiments/{n}.gin" for n in
+              ("paper_recipe", "en2ko", "ko2en", "mono_en", "mono_ko")}
+
 
 def _parse(files, extra=()):
   gin_config.register()
@@ -45,7 +49,8 @@ def test_there_are_gin_files_of_each_layer():
 @pytest.mark.parametrize("path", ALL_FILES)
 def test_gin_file_parses_with_tiny_overlay(path):
   own = [path]
-  if path.startswith("gin/runs/train") or path.startswith("gin/runs/finetune"):
+  if path.startswith("gin/runs/train") or path.startswith("gin/runs/finetune") or \
+      path in GRID_CELLS:
     own = ["gin/models/tiny.gin", path]  # run files need a model file, as experiments give
   entries = _entries_configured_by(own) if path != "gin/local_tiny.gin" else []
   files = own if path == "gin/local_tiny.gin" else own + ["gin/local_tiny.gin"]
@@ -91,3 +96,46 @@ def test_model_files_set_every_field(path):
   _parse([path])
   assert set(gin.get_bindings("T5Config")) == {f.name for f in dataclasses.fields(T5Config)}
   gin.clear_config()
+
+
+@pytest.mark.parametrize("size", ["large", "xl", "xxl"])
+@pytest.mark.parametrize("cell,mixture", [("en2ko", "p3_train"), ("ko2en", "korani_train"),
+                                          ("mono_en", "p3_train"), ("mono_ko", "korani_train")])
+def test_grid_cells_train_the_paper_setting(size, cell, mixture):
+  _parse([f"gin/experiments/{cell}.gin", f"gin/experiments/mt5_{size}.gin"],
+         ["MODEL_DIR = '/tmp/x'", "INITIAL_CHECKPOINT_PATH = '/ckpt'", "TRAIN_STEPS = 10"])
+  bindings = gin.get_bindings("train")
+  data = bindings["data"]
+  assert data.mixture_or_task_name == mixture
+  assert dict(data.task_feature_lengths) == {"inputs": 768, "targets": 256}
+  assert bindings["optimizer"].name == "adamw" and bindings["optimizer"].schedule.base == 1e-5
+  assert bindings["model"].dtype == "bfloat16"
+  gin.clear_config()
+
+
+GRID_EVALUATIONS = {
+    "eval_ko_targets": "xlt_en2ko_eval_targettemplates",
+    "eval_ko_targets_xltemplates": "xlt_en2ko_eval_xltemplates",
+    "eval_en_targets": "xlt_ko2en_eval_targettemplates",
+    "eval_en_targets_xltemplates": "xlt_ko2en_eval_xltemplates",
+    "eval_kmmlu": "kmmlu", "eval_kobest": "kobest"}
+
+
+def test_grid_evaluations_name_registered_mixtures(shared_data):
+  for name, mixture in GRID_EVALUATIONS.items():
+    _parse(["gin/experiments/baseline.gin", f"gin/experiments/{name}.gin"],
+           ["CHECKPOINT_PATH = '/ckpt'"])
+    assert gin.get_bindings("evaluate")["data"].mixture_or_task_name == mixture
+    gin.clear_config()
+  # The English-template mixtures exist once promptsource's templates are there: check in a
+  # fresh process, so this test's registrations do not leak into the others.
+  import subprocess
+  import sys
+  from conftest import REPO_ROOT, subprocess_env
+  code = ("import seqio, tasks; missing = [m for m in %r if m not in "
+          "seqio.MixtureRegistry.names()]; assert not missing, missing" %
+          sorted(GRID_EVALUATIONS.values()))
+  proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                        text=True, timeout=300, env=subprocess_env(
+                            XLT_PROMPTSOURCE_DIR=str(shared_data / "promptsource" / "templates")))
+  assert proc.returncode == 0, proc.stderr[-2000:]

@@ -1,10 +1,11 @@
-"""`xlt` command line: train, eval, infer, compile, convert, tasks.
+"""`xlt` command line: train, eval, infer, report, compile, convert, tasks.
 
   xlt train --gin_file=gin/experiments/demo.gin --gin.MODEL_DIR="'/tmp/run'"
   xlt eval  --gin_file=gin/runs/eval.gin --gin.CHECKPOINT_PATH="'/tmp/run'" ...
   xlt infer --gin_file=gin/runs/infer.gin ... --gin.OUTPUT_PATH="'/tmp/preds.jsonl'"
   xlt compile --gin_file=gin/models/xl.gin --gin_file=gin/runs/train.gin \\
               --gin.TASK_FEATURE_LENGTHS="{'inputs': 1024, 'targets': 256}" --topology v4-32
+  xlt report RUN_A RUN_B ... [--names a,b] [--statistic mean|median] [--out DIR]
   xlt convert hf /path/to/hf_snapshot /tmp/ckpt
   xlt tasks list [PATTERN] [--cluster C] [--language ko] [--split train|eval] [--mixtures]
   xlt tasks show TASK [--n 3]
@@ -158,6 +159,12 @@ def _convert(argv: list[str]) -> int:
   return 0
 
 
+def _report(argv: list[str]) -> int:
+  from xlt import eval_report
+  code, result = _reporting_errors(lambda: eval_report.main(argv), usage=(FileNotFoundError,))
+  return code if code is not None else result
+
+
 def _tasks(argv: list[str]) -> int:
   from xlt import tasks_cli
   from xlt.data.registry import UnknownTaskError
@@ -196,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     return _compile(rest)
   if command == "convert":
     return _convert(rest)
+  if command == "report":
+    return _report(rest)
   if command == "tasks":
     return _tasks(rest)
   print(f"error: unknown command {command!r}\n{USAGE}", file=sys.stderr)

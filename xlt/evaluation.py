@@ -1,138 +1,144 @@
-"""`evaluate()`: run evaluators over every task of a mixture, write JSON per task.
+"""`evaluate()`: every task of a mixture, scored or decoded as it requires, into the
+run's eval folder (results.json, results.md, results.png; predictions of generated tasks).
 
-An evaluator is a class with a `name` and `__call__(task, ctx) -> dict[str, float]`,
-listed in EVALUATORS and chosen per run (gin: `evaluate.evaluators`). Teacher-forced
-loss and token accuracy are here; rank classification and generation metrics register
-beside them.
+Which evaluator a task gets is `xlt.evaluators.for_task` (rank classification for the
+`_score_eval` twins, decoding and the template's metrics otherwise), unless the run names
+its evaluators (gin `evaluate.evaluators`). A task whose data is missing is reported as
+skipped, with the reason, and the others still run.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import sys
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Sequence
 
 import jax
-import numpy as np
 from tqdm import tqdm
 
-from xlt import distributed, partitioning, run_paths
+from xlt import decoding, distributed, eval_results, partitioning, run_paths
+from xlt import evaluators as evaluator_lib
 from xlt.data import DataConfig
-from xlt.loaded_model import LoadedModel, load_model
+from xlt.loaded_model import load_model
 from xlt.models import T5Config
-from xlt.train_step import make_eval_step
 
 log = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass
-class EvalContext:
-  loaded: LoadedModel
-  data: DataConfig
-  lengths: Mapping[str, int]
-  compiled: dict = dataclasses.field(default_factory=dict)  # shared by all tasks of a run
-
-  def jitted(self, key: str, build: Callable[[], Callable]) -> Callable:
-    """One jitted function per key for the whole run, so tasks of equal shapes reuse
-    its compilation."""
-    if key not in self.compiled:
-      self.compiled[key] = build()
-    return self.compiled[key]
-
-
-class TeacherForcedLoss:
-  """Mean per-token loss and token accuracy of the targets given the inputs."""
-
-  name = "teacher_forced"
-
-  def __call__(self, task, ctx: EvalContext) -> dict[str, float]:
-    from xlt.data.eval_data import model_feature_batches
-    lm = ctx.loaded
-    batch_sharding = partitioning.batch_sharding(lm.mesh)
-    step = ctx.jitted("teacher_forced", lambda: jax.jit(
-        make_eval_step(lm.model), out_shardings=partitioning.replicated(lm.mesh)))
-    totals = {"loss_sum": 0.0, "correct_tokens": 0.0, "target_tokens": 0.0}
-    examples = 0
-    for batch, real in model_feature_batches(task, ctx.data, ctx.lengths):
-      arrays = {k: jax.device_put(v, batch_sharding) for k, v in batch.items()}
-      with partitioning.activation_rules(lm.mesh, lm.rules):
-        sums = jax.device_get(step(lm.params, arrays))
-      for k in totals:
-        totals[k] += float(sums[k])
-      examples += real
-    tokens = max(totals["target_tokens"], 1.0)
-    return {"loss": totals["loss_sum"] / tokens, "token_accuracy": totals["correct_tokens"] / tokens,
-            "target_tokens": int(totals["target_tokens"]), "examples": examples}
-
-
-EVALUATORS: dict[str, Callable[[], Any]] = {TeacherForcedLoss.name: TeacherForcedLoss}
-
-
-def default_output_dir(checkpoint_path: str) -> str:
-  """<MODEL_DIR>/eval for a run directory or one of its checkpoints (local or gs://)."""
+def default_output_dir(checkpoint_path: str, mixture: str, split: str, step: int) -> str:
+  """<MODEL_DIR>/eval/<mixture>-<split>-step<N> for a run directory or one of its
+  checkpoints (local or gs://), so evaluations of other mixtures, splits or steps are
+  never overwritten."""
   parts = str(run_paths.resolve(checkpoint_path)).split("/")
   if "checkpoints" in parts:
     parts = parts[:len(parts) - 1 - parts[::-1].index("checkpoints")]
-  return "/".join(parts + ["eval"])
+  return "/".join(parts + ["eval", f"{mixture.replace('/', '_')}-{split}-step{step}"])
+
+
+def eval_lengths(longest: dict[str, int], cap: dict[str, int] | None) -> dict[str, int]:
+  """Each feature's longest example rounded up to a power of two (so tasks of similar
+  lengths share one compilation), at most TASK_FEATURE_LENGTHS (inputs are truncated
+  there, as in training). Answer choices are short: scoring them at the full target
+  length would waste most of the decoder."""
+  out = {}
+  for key, n in longest.items():
+    rounded = max(8, 1 << (max(n, 1) - 1).bit_length())
+    out[key] = min(rounded, cap[key]) if cap and key in cap else rounded
+  return out
+
+
+def _skip_reason(error: Exception) -> str:
+  return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
 
 
 def evaluate(*, checkpoint_path: str, data: DataConfig, model: T5Config | None = None,
              output_dir: str | None = None,
              mesh: partitioning.MeshConfig = partitioning.MeshConfig(),
-             evaluators: Sequence[str] = ("teacher_forced",)) -> dict[str, dict[str, float]]:
+             decode: decoding.DecodeConfig = decoding.DecodeConfig(),
+             length_normalize: bool = False,
+             evaluators: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
   """Evaluates every task of `data.mixture_or_task_name` on `data.split`.
 
-  Writes <output_dir>/<task>.json per task (default output_dir: the run's eval/ folder)
-  and prints a table. Returns {task: metrics}.
+  evaluators: None runs what each task requires; a list (of xlt.evaluators.EVALUATORS
+  names) runs those on every task. decode: how generated tasks decode (greedy, beam,
+  sampling). length_normalize: rank classification by mean instead of summed target
+  log-probability (off, as in T0). Returns {task: metrics} of the tasks that ran.
   """
   distributed.initialize_from_env()
   from xlt.data.eval_data import leaf_tasks, max_lengths
-
-  unknown = [e for e in evaluators if e not in EVALUATORS]
-  if unknown:
-    raise ValueError(f"evaluate.evaluators: unknown {unknown}; available: {sorted(EVALUATORS)}")
   from xlt.data.registry import use_vocabulary
+  from xlt.data.sources.base import MissingDataError
+  from xlt.data.template_tasks import EmptyTaskError
+
+  unknown = [e for e in evaluators or () if e not in evaluator_lib.EVALUATORS]
+  if unknown:
+    raise ValueError(f"evaluate.evaluators: unknown {unknown}; available: "
+                     f"{sorted(evaluator_lib.EVALUATORS)}")
   use_vocabulary(data.vocabulary)
   tasks = leaf_tasks(data.mixture_or_task_name)
   loaded = load_model(checkpoint_path, model, mesh)
-  output_dir = output_dir or default_output_dir(checkpoint_path)
-  if jax.process_index() == 0:
-    run_paths.resolve(output_dir).mkdir(parents=True, exist_ok=True)
-  results: dict[str, dict[str, float]] = {}
+  output_dir = output_dir or default_output_dir(
+      checkpoint_path, data.mixture_or_task_name, data.split, loaded.step)
+  writer = jax.process_index() == 0
+  records: dict[str, dict[str, Any]] = {}
+  skipped: dict[str, str] = {}
   compiled: dict = {}
-  for task in tqdm(tasks, desc="eval", unit="task", disable=jax.process_index() != 0):
+
+  def save():
+    if writer:
+      eval_results.write(output_dir, eval_results.build(
+          checkpoint=checkpoint_path, step=loaded.step, mixture=data.mixture_or_task_name,
+          split=data.split, tasks=records, skipped=skipped), chart=False)
+
+  bar = tqdm(tasks, desc="eval", unit="task", disable=not writer)
+  for task in bar:
+    bar.set_postfix_str(task.name, refresh=False)
     if data.split not in task.splits:
-      log.warning("task %s has no split %r (has %s): skipped", task.name, data.split, task.splits)
+      skipped[task.name] = f"no split {data.split!r} (has {', '.join(task.splits)})"
       continue
-    lengths = dict(data.task_feature_lengths or max_lengths(task, data.split))
-    ctx = EvalContext(loaded, data, lengths, compiled)
-    metrics: dict[str, float] = {}
-    for name in evaluators:
-      metrics.update(EVALUATORS[name]()(task, ctx))
-    results[task.name] = metrics
-    if jax.process_index() == 0:
-      record = {"task": task.name, "split": data.split, "checkpoint": checkpoint_path,
-                "step": loaded.step, "feature_lengths": lengths, "metrics": metrics}
-      (run_paths.resolve(output_dir) / f"{task.name}.json").write_text(
-          json.dumps(record, indent=2, ensure_ascii=False))
-  if jax.process_index() == 0:
-    print(format_table(results, loaded.step), file=sys.stdout)
+    names = list(evaluators or [evaluator_lib.for_task(task.name)])
+    try:
+      lengths = eval_lengths(max_lengths(task, data.split), data.task_feature_lengths)
+      ctx = evaluator_lib.EvalContext(
+          loaded, data, lengths, decode=decode, length_normalize=length_normalize,
+          predictions_dir=run_paths.join(output_dir, "predictions"), compiled=compiled)
+      metrics: dict[str, Any] = {}
+      for name in names:
+        metrics.update(evaluator_lib.EVALUATORS[name]()(task, ctx))
+    except (MissingDataError, EmptyTaskError, FileNotFoundError) as e:
+      skipped[task.name] = _skip_reason(e)
+      log.warning("task %s skipped: %s", task.name, skipped[task.name])
+      continue
+    info = evaluator_lib.task_info(task.name)
+    del info["template_metrics"]
+    records[task.name] = {**info, "evaluator": "+".join(names),
+                          "primary_metric": eval_results.primary_metric(metrics),
+                          "feature_lengths": lengths, "metrics": metrics}
+    save()  # after every task: an interrupted run keeps what it finished
+  if writer:
+    results = eval_results.build(
+        checkpoint=checkpoint_path, step=loaded.step, mixture=data.mixture_or_task_name,
+        split=data.split, tasks=records, skipped=skipped)
+    eval_results.write(output_dir, results)
+    print(format_table(results), file=sys.stdout)
     print(f"results written to {output_dir}", file=sys.stderr)
-  return results
+  return {name: r["metrics"] for name, r in records.items()}
 
 
-def format_table(results: Mapping[str, Mapping[str, float]], step: int) -> str:
-  columns = sorted({k for m in results.values() for k in m if k != "examples"})
-  header = ["task", "examples"] + columns
-  rows = [[name, str(m.get("examples", ""))] +
-          [f"{m[c]:.4f}" if isinstance(m.get(c), float) else str(m.get(c, "")) for c in columns]
-          for name, m in results.items()]
-  if results:  # unweighted mean over tasks, of the float metrics only
-    rows.append(["mean", ""] + [
-        f"{np.mean([m[c] for m in results.values()]):.4f}"
-        if all(isinstance(m.get(c), float) for m in results.values()) else "" for c in columns])
-  widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-  line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
-  out = [f"evaluation at step {step}", line(header), line(["-" * w for w in widths])]
-  return "\n".join(out + [line(r) for r in rows])
+def format_table(results: dict[str, Any]) -> str:
+  """Console summary: one line per task with its primary metric, then the averages."""
+  rows = [["task", "evaluator", "examples", "metric", "value"]]
+  for name, r in sorted(results["tasks"].items()):
+    metric = r["primary_metric"] or ""
+    value = r["metrics"].get(metric)
+    rows.append([name, r["evaluator"], str(r["metrics"].get("examples", "")), metric,
+                 f"{value:.2f}" if isinstance(value, float) else ""])
+  for metric, s in results["summary"].items():
+    rows.append(["macro / micro average", "", str(s["examples"]), metric,
+                 f"{s['macro']:.2f} / {s['micro']:.2f}"])
+  for name, reason in sorted(results["skipped"].items()):
+    rows.append([name, "skipped", "", "", reason])
+  widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+  line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+  out = [f"evaluation of {results['mixture']} ({results['split']}) at step {results['step']}",
+         line(rows[0]), line(["-" * w for w in widths])]
+  return "\n".join(out + [line(r) for r in rows[1:]])

@@ -28,9 +28,10 @@ def register() -> None:
   global _registered
   if _registered:
     return
-  from xlt import evaluation, inference, trainer
+  from xlt import decoding, evaluation, inference, trainer
   for obj in (T5Config, DataConfig, losses.LossConfig, optimizers.OptimizerConfig,
-              optimizers.Schedule, partitioning.MeshConfig, checkpoints.CheckpointConfig):
+              optimizers.Schedule, partitioning.MeshConfig, checkpoints.CheckpointConfig,
+              decoding.DecodeConfig):
     gin.external_configurable(obj, obj.__name__)
   gin.external_configurable(trainer.train, "train")
   gin.external_configurable(evaluation.evaluate, "evaluate")

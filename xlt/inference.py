@@ -1,4 +1,4 @@
-"""`infer()`: greedy-decode every example of a task split, write JSONL predictions."""
+"""`infer()`: decode every example of a task split (greedy, beam or sampling), write JSONL."""
 from __future__ import annotations
 
 import json
@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 def infer(*, checkpoint_path: str, data: DataConfig, output_path: str,
           model: T5Config | None = None,
           mesh: partitioning.MeshConfig = partitioning.MeshConfig(),
-          max_decode_length: int | None = None) -> int:
+          max_decode_length: int | None = None,
+          decode: decoding.DecodeConfig = decoding.DecodeConfig()) -> int:
   """Writes one line {task, inputs, targets, prediction} per example; returns the count.
 
   Input length comes from TASK_FEATURE_LENGTHS['inputs'] (or the longest input of the
@@ -40,6 +41,7 @@ def infer(*, checkpoint_path: str, data: DataConfig, output_path: str,
   if jax.process_index() == 0:
     target.parent.mkdir(parents=True, exist_ok=True)
   written = 0
+  rng = jax.random.key(decode.seed)
   matches: dict[str, list[int]] = {}
   compiled = {}
   writer = jax.process_index() == 0  # every host decodes the same batches; one writes
@@ -50,16 +52,18 @@ def infer(*, checkpoint_path: str, data: DataConfig, output_path: str,
       key = (lengths["inputs"], decode_len)
       if key not in compiled:
         compiled[key] = jax.jit(
-            lambda p, x, n=decode_len: decoding.greedy_decode(loaded.model, p, x, n),
+            lambda p, x, rng, n=decode_len: decoding.decode(loaded.model, p, x, n, decode, rng),
             out_shardings=partitioning.replicated(loaded.mesh))
       vocab = task.output_features["targets"].vocabulary
-      for batch, rows in tqdm(text_batches(task, data, lengths["inputs"]), desc=task.name,
-                              unit="batch", disable=jax.process_index() != 0):
+      for batch, rows in tqdm(
+          text_batches(task, data, lengths["inputs"]), desc=task.name, unit="batch",
+          disable=jax.process_index() != 0):
         tokens = jax.device_put(batch["encoder_input_tokens"], batch_sharding)
         with partitioning.activation_rules(loaded.mesh, loaded.rules):
-          ids = np.asarray(jax.device_get(compiled[key](loaded.params, tokens)))
+          ids = np.asarray(jax.device_get(compiled[key](
+              loaded.params, tokens, jax.random.fold_in(rng, written))))
         for row, pred in zip(rows, ids):
-          text = vocab.decode([int(t) for t in _until_eos(pred)])
+          text = vocab.decode([int(t) for t in decoding.until_eos(pred)])
           out.write(json.dumps({"task": task.name, **row, "prediction": text},
                                ensure_ascii=False) + "\n")
           written += 1
@@ -73,8 +77,3 @@ def infer(*, checkpoint_path: str, data: DataConfig, output_path: str,
     print(f"{name:<32} exact match {hits}/{total} = {hits / max(total, 1):.3f}")
   print(f"wrote {written} predictions to {output_path}", file=sys.stderr)
   return written
-
-
-def _until_eos(ids: np.ndarray) -> np.ndarray:
-  stop = np.nonzero(ids == decoding.EOS_ID)[0]
-  return ids[:stop[0]] if stop.size else ids

@@ -9,6 +9,7 @@ import seqio
 from xlt.data.config import DataConfig
 from xlt.data.pipeline import feature_converter
 from xlt.data.registry import get_task_or_mixture
+from xlt.scoring import enc_dec_features
 
 
 def leaf_tasks(name: str) -> list[seqio.Task]:
@@ -67,3 +68,19 @@ def text_batches(task: seqio.Task, config: DataConfig,
              "targets": batch["targets_pretokenized"][i].decode("utf-8")} for i in range(real)]
     yield _pad_rows({"encoder_input_tokens": batch["inputs"].astype(np.int32)},
                     config.batch_size), rows
+
+
+def scored_choice_batches(task: seqio.Task, config: DataConfig, lengths: Mapping[str, int]
+                          ) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
+  """For a `_score_eval` task: (model-feature batch padded to batch_size, idx [real, 2],
+  is_correct [real]), one pass. Inputs and targets are trimmed to `lengths` (EOS kept)."""
+  ds = task.get_dataset(sequence_length=dict(lengths), split=config.split, shuffle=False,
+                        num_epochs=1, use_cached=config.use_cached)
+  keys = ("inputs", "targets", "idx", "is_correct")
+  ds = ds.map(lambda ex: {k: ex[k] for k in keys})
+  ds = ds.padded_batch(config.batch_size, padded_shapes={
+      "inputs": [lengths["inputs"]], "targets": [lengths["targets"]], "idx": [2],
+      "is_correct": []})
+  for batch in ds.as_numpy_iterator():
+    features = enc_dec_features(batch["inputs"], batch["targets"])
+    yield _pad_rows(features, config.batch_size), batch["idx"], batch["is_correct"]
