@@ -1,6 +1,8 @@
 """Decoding with the KV cache. Greedy equals argmax decoding by full forward passes; beam
 search equals exhaustive search and reports teacher-forced log-probabilities; sampling
 reduces to greedy at its limits and otherwise draws from the tempered softmax."""
+from __future__ import annotations
+
 import functools
 import itertools
 
@@ -20,6 +22,7 @@ CONFIG = TINY.replace(vocab_size=50, relative_attention_num_buckets=8,
 # For exhaustive search: 6 tokens (EOS among them), 3 steps, 6**3 sequences.
 SMALL = CONFIG.replace(vocab_size=6)
 LENGTH = 10  # decode length of the beam and sampling tests on CONFIG
+N_DRAWS, TEMPERATURE, TOP_K = 4096, 0.6, 4  # the sampling distribution test, on SMALL
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +170,7 @@ def test_beam_search_equals_exhaustive_search(model_and_params):
   beam, scores = _beam(model, params, enc, length, vocab ** (length - 1), eos)
   greedy = np.asarray(_greedy(model, params, enc, length, eos))
 
-  # Every distinct output: what follows an EOS is 0.
+  # Every distinct output: cut after the first EOS, zeros after it.
   every = {tuple(np.concatenate([decoding.until_eos(np.array(s), eos), [eos], np.zeros(length)])
                  [:length].astype(int)) for s in itertools.product(range(vocab), repeat=length)}
   every = np.array(sorted(every))                                       # [156, 3]
@@ -232,9 +235,6 @@ def first_tokens(model_and_params):
     return np.asarray(_sample(model, params, enc, 1, jax.random.key(seed), decoding.EOS_ID,
                               temperature=TEMPERATURE, top_k=TOP_K))[:, 0]
   return draw, logits
-
-
-N_DRAWS, TEMPERATURE, TOP_K = 4096, 0.6, 4
 
 
 def test_sampling_is_seeded(first_tokens):

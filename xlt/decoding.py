@@ -179,10 +179,10 @@ def beam_search(model: Transformer, params: Any, encoder_input_tokens: jax.Array
   best 2 x num_beams candidates: the best num_beams that do not end in EOS stay alive
   (the cache follows them), and those ending in EOS that rank among the first
   num_beams join the finished set (Hugging Face's rule; with it one beam and
-  length_penalty 0 give exactly greedy_decode's tokens). The loop stops once, in every row, no alive hypothesis can reach the
-  worst finished score (its log p can only fall, and the penalty is at most that of
-  max_decode_length), or at max_decode_length. length_penalty must be >= 0 for that
-  bound to hold.
+  length_penalty 0 give exactly greedy_decode's tokens). The loop stops at
+  max_decode_length, or once in every row no alive hypothesis can reach the worst
+  finished score (its log p can only fall, and no penalty exceeds that of
+  max_decode_length; length_penalty must be >= 0 for that bound to hold).
   """
   if num_beams < 1:
     raise ValueError(f"beam_search: num_beams must be >= 1; got {num_beams}")
