@@ -61,8 +61,8 @@ def test_scorer_equals_direct_per_choice_log_probability():
   model = Transformer(config)
   params = nn.meta.unbox(init_params(config, jax.random.key(3)))
   mesh = partitioning.make_mesh(partitioning.MeshConfig())
-  data = DataConfig(mixture_or_task_name=task.name, task_feature_lengths=None, split="validation", batch_size=16,
-                    shuffle=False, pack=False, num_epochs=1)
+  data = DataConfig(mixture_or_task_name=task.name, task_feature_lengths=None,
+                    split="validation", batch_size=16, shuffle=False, pack=False, num_epochs=1)
   lengths = {"inputs": 64, "targets": 12}
   scorer = scoring.jit_score_batch(model, mesh)
   rows = list(task.get_dataset(sequence_length=lengths, split="validation", shuffle=False,

@@ -72,7 +72,8 @@ class TeacherForcedLoss:
         totals[k] += float(sums[k])
       examples += real
     tokens = max(totals["target_tokens"], 1.0)
-    return {"loss": totals["loss_sum"] / tokens, "token_accuracy": 100.0 * totals["correct_tokens"] / tokens,
+    return {"loss": totals["loss_sum"] / tokens,
+            "token_accuracy": 100.0 * totals["correct_tokens"] / tokens,
             "target_tokens": int(totals["target_tokens"]), "examples": examples}
 
 
