@@ -84,10 +84,14 @@ def test_eval_and_infer_read_the_checkpoint_and_write_results_there(gcs, workdir
   code, out = _xlt(gcs, workdir, "eval", f"--gin_file={REPO_ROOT}/gin/experiments/demo_eval.gin",
                    f"--gin.CHECKPOINT_PATH='{RUN_DIR}'", "--gin.TASK_FEATURE_LENGTHS=None")
   assert code == 0, out[-4000:]
-  results = [n for n in gcs.objects("runs/demo/eval/") if n.endswith(".json")]
-  assert "runs/demo/eval/demo_en_addition__what_is.json" in results
-  record = json.loads(gcs.read("runs/demo/eval/demo_en_addition__what_is.json"))
-  assert record["step"] == 6 and record["metrics"]["examples"] > 0
+  folder = "runs/demo/eval/demo_mix-validation-step6/"
+  written = set(gcs.objects(folder))
+  assert {folder + f for f in ("results.json", "results.md", "results.png")} <= written
+  assert folder + "predictions/demo_en_addition__what_is.jsonl" in written
+  assert not [n for n in written if n.endswith(".tmp")]
+  results = json.loads(gcs.read(folder + "results.json"))
+  assert results["step"] == 6
+  assert results["tasks"]["demo_en_addition__what_is"]["metrics"]["examples"] > 0
 
   predictions = f"{RUN_DIR}/infer/predictions.jsonl"
   code, out = _xlt(gcs, workdir, "infer",
