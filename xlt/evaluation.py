@@ -83,11 +83,10 @@ def evaluate(*, checkpoint_path: str, data: DataConfig, model: T5Config | None =
   skipped: dict[str, str] = {}
   compiled: dict = {}
 
-  def save():
-    if writer:
-      eval_results.write(output_dir, eval_results.build(
-          checkpoint=checkpoint_path, step=loaded.step, mixture=data.mixture_or_task_name,
-          split=data.split, tasks=records, skipped=skipped), chart=False)
+  def results() -> dict[str, Any]:
+    return eval_results.build(
+        checkpoint=checkpoint_path, step=loaded.step, mixture=data.mixture_or_task_name,
+        split=data.split, tasks=records, skipped=skipped)
 
   bar = tqdm(tasks, desc="eval", unit="task", disable=not writer)
   for task in bar:
@@ -113,13 +112,12 @@ def evaluate(*, checkpoint_path: str, data: DataConfig, model: T5Config | None =
     records[task.name] = {**info, "evaluator": "+".join(names),
                           "primary_metric": eval_results.primary_metric(metrics),
                           "feature_lengths": lengths, "metrics": metrics}
-    save()  # after every task: an interrupted run keeps what it finished
+    if writer:  # after every task: an interrupted run keeps what it finished
+      eval_results.write(output_dir, results(), chart=False)
   if writer:
-    results = eval_results.build(
-        checkpoint=checkpoint_path, step=loaded.step, mixture=data.mixture_or_task_name,
-        split=data.split, tasks=records, skipped=skipped)
-    eval_results.write(output_dir, results)
-    print(format_table(results), file=sys.stdout)
+    final = results()
+    eval_results.write(output_dir, final)
+    print(format_table(final), file=sys.stdout)
     print(f"results written to {output_dir}", file=sys.stderr)
   return {name: r["metrics"] for name, r in records.items()}
 

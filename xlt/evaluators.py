@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import jax
 import numpy as np
@@ -115,24 +115,10 @@ class Generation:
   name = "generation"
 
   def __call__(self, task, ctx: EvalContext) -> dict[str, Any]:
-    from xlt.data.eval_data import text_batches
-    lm = ctx.loaded
-    decode_len = ctx.lengths["targets"]
-    config = ctx.decode
-    fn = ctx.jitted(("decode", config, decode_len), lambda: jax.jit(
-        lambda p, x, rng: decoding.decode(lm.model, p, x, decode_len, config, rng),
-        out_shardings=partitioning.replicated(lm.mesh)))
-    vocab = task.output_features["targets"].vocabulary
-    rng = jax.random.key(config.seed)
     rows, predictions = [], []
-    for i, (batch, texts) in enumerate(ctx.progress(
-        text_batches(task, ctx.data, ctx.lengths["inputs"]), task.name)):
-      with partitioning.activation_rules(lm.mesh, lm.rules):
-        ids = np.asarray(jax.device_get(fn(lm.params, ctx.on_devices(batch)[
-            "encoder_input_tokens"], jax.random.fold_in(rng, i))))
-      for row, pred in zip(texts, ids):
-        rows.append(row)
-        predictions.append(vocab.decode([int(t) for t in decoding.until_eos(pred)]))
+    for row, prediction in decoded_rows(task, ctx, ctx.lengths["targets"]):
+      rows.append(row)
+      predictions.append(prediction)
     if not rows:
       return {"examples": 0}
     targets = [r["targets"] for r in rows]
@@ -144,6 +130,25 @@ class Generation:
       _write_predictions(run_paths.join(ctx.predictions_dir, f"{task.name}.jsonl"), rows,
                          predictions)
     return out
+
+
+def decoded_rows(task, ctx: EvalContext, decode_length: int) -> Iterator[tuple[dict, str]]:
+  """({inputs, targets} texts, decoded prediction) per example of the task's split, decoded
+  as ctx.decode says; `xlt infer` writes these, the Generation evaluator scores them."""
+  from xlt.data.eval_data import text_batches
+  lm, config = ctx.loaded, ctx.decode
+  fn = ctx.jitted(("decode", config, decode_length), lambda: jax.jit(
+      lambda p, x, rng: decoding.decode(lm.model, p, x, decode_length, config, rng),
+      out_shardings=partitioning.replicated(lm.mesh)))
+  vocab = task.output_features["targets"].vocabulary
+  rng = jax.random.key(config.seed)
+  for i, (batch, texts) in enumerate(ctx.progress(
+      text_batches(task, ctx.data, ctx.lengths["inputs"]), task.name)):
+    with partitioning.activation_rules(lm.mesh, lm.rules):
+      ids = np.asarray(jax.device_get(fn(lm.params, ctx.on_devices(batch)[
+          "encoder_input_tokens"], jax.random.fold_in(rng, i))))
+    for row, pred in zip(texts, ids):  # padding rows have no text
+      yield row, vocab.decode([int(t) for t in decoding.until_eos(pred)])
 
 
 EVALUATORS: dict[str, Callable[[], Any]] = {

@@ -7,11 +7,10 @@ import os
 import sys
 
 import jax
-import numpy as np
-from tqdm import tqdm
 
 from xlt import decoding, distributed, partitioning, run_paths
 from xlt.data import DataConfig
+from xlt.evaluators import EvalContext, decoded_rows
 from xlt.loaded_model import load_model
 from xlt.models import T5Config
 
@@ -29,47 +28,31 @@ def infer(*, checkpoint_path: str, data: DataConfig, output_path: str,
   split); the decode length from max_decode_length, else TASK_FEATURE_LENGTHS['targets'].
   """
   distributed.initialize_from_env()
-  from xlt.data.eval_data import leaf_tasks, max_lengths, text_batches
+  from xlt.data.eval_data import leaf_tasks, max_lengths
 
   from xlt.data.registry import use_vocabulary
   use_vocabulary(data.vocabulary)
   tasks = leaf_tasks(data.mixture_or_task_name)
   loaded = load_model(checkpoint_path, model, mesh)
-  batch_sharding = partitioning.batch_sharding(loaded.mesh)
   target = run_paths.resolve(output_path)  # local or gs://
   partial = target.parent / (target.name + ".tmp")
   if jax.process_index() == 0:
     target.parent.mkdir(parents=True, exist_ok=True)
   written = 0
-  rng = jax.random.key(decode.seed)
   matches: dict[str, list[int]] = {}
-  compiled = {}
+  compiled: dict = {}
   writer = jax.process_index() == 0  # every host decodes the same batches; one writes
   with (partial.open("w") if writer else open(os.devnull, "w")) as out:
     for task in tasks:
       lengths = dict(data.task_feature_lengths or max_lengths(task, data.split))
-      decode_len = max_decode_length or lengths["targets"]
-      key = (lengths["inputs"], decode_len)
-      if key not in compiled:
-        compiled[key] = jax.jit(
-            lambda p, x, rng, n=decode_len: decoding.decode(loaded.model, p, x, n, decode, rng),
-            out_shardings=partitioning.replicated(loaded.mesh))
-      vocab = task.output_features["targets"].vocabulary
-      for batch, rows in tqdm(
-          text_batches(task, data, lengths["inputs"]), desc=task.name, unit="batch",
-          disable=jax.process_index() != 0):
-        tokens = jax.device_put(batch["encoder_input_tokens"], batch_sharding)
-        with partitioning.activation_rules(loaded.mesh, loaded.rules):
-          ids = np.asarray(jax.device_get(compiled[key](
-              loaded.params, tokens, jax.random.fold_in(rng, written))))
-        for row, pred in zip(rows, ids):
-          text = vocab.decode([int(t) for t in decoding.until_eos(pred)])
-          out.write(json.dumps({"task": task.name, **row, "prediction": text},
-                               ensure_ascii=False) + "\n")
-          written += 1
-          counts = matches.setdefault(task.name, [0, 0])
-          counts[0] += int(text.strip() == row["targets"].strip())
-          counts[1] += 1
+      ctx = EvalContext(loaded, data, lengths, decode=decode, compiled=compiled)
+      for row, text in decoded_rows(task, ctx, max_decode_length or lengths["targets"]):
+        out.write(json.dumps({"task": task.name, **row, "prediction": text},
+                             ensure_ascii=False) + "\n")
+        written += 1
+        counts = matches.setdefault(task.name, [0, 0])
+        counts[0] += int(text.strip() == row["targets"].strip())
+        counts[1] += 1
   if not writer:
     return written
   partial.replace(target)
