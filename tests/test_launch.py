@@ -291,7 +291,10 @@ def test_tpu_delete_after_runs_on_ctrl_c(tmp_path):
       ["bash", "launch/tpu_pod.sh", *POD[2:], "--delete_after", "--log_dir", str(tmp_path / "logs"),
        "gin/experiments/demo.gin", *OVERRIDES],
       cwd=REPO_ROOT, env={**BASE_ENV, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-      text=True, start_new_session=True)
+      text=True, start_new_session=True,
+      # A suite started in the background (`cmd &` without job control) ignores SIGINT, and
+      # an ignored signal is inherited: give the script the terminal's default.
+      preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
   try:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # until the training ssh has started
