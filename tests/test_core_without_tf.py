@@ -35,6 +35,11 @@ _SCRIPT = textwrap.dedent("""
     step_, restored, data_state = ckpt.restore_latest(state, shardings)
     assert step_ == 1 and data_state == {"batches_consumed": 1}
     out = decoding.greedy_decode(Transformer(TINY), restored.params, batch["encoder_input_tokens"], 4)
+    # INSTA's encoder and its scoring need neither (the GPU machine can embed and align).
+    from xlt.insta import aggregate, align, instructions, selection
+    from xlt.insta.encoder import SentenceEncoder
+    vectors = SentenceEncoder.load(None).embed(["Is the review positive?", "Summarize it."])
+    assert vectors.shape == (2, 384)
     assert sys.modules["tensorflow"] is None and sys.modules["seqio"] is None
     print("CORE-OK", float(metrics["loss"]), out.shape)
 """)

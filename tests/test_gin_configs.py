@@ -23,7 +23,8 @@ REQUIRED = {
 
 # Cells of the paper's grid: the model comes from a gin/experiments/mt5_*.gin before them.
 GRID_CELLS = {f"gin/experiments/{n}.gin" for n in
-              ("paper_recipe", "en2ko", "ko2en", "mono_en", "mono_ko")}
+              ("paper_recipe", "en2ko", "ko2en", "mono_en", "mono_ko", "insta_rte",
+               "insta_klue_nli")}
 
 
 def _parse(files, extra=()):
@@ -135,6 +136,38 @@ def test_grid_evaluations_name_registered_mixtures(shared_data):
   code = ("import seqio, tasks; missing = [m for m in %r if m not in "
           "seqio.MixtureRegistry.names()]; assert not missing, missing" %
           sorted(GRID_EVALUATIONS.values()))
+  proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                        text=True, timeout=300, env=subprocess_env(
+                            XLT_PROMPTSOURCE_DIR=str(shared_data / "promptsource" / "templates")))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+INSTA_CELLS = {"insta_rte": ("insta/super_glue_rte/p3_train/top5", "insta_rte_eval",
+                             "insta/super_glue_rte/eval"),
+               "insta_demo": ("insta/demo_en_next_number/demo_mix/top2", "insta_demo_eval",
+                              "insta/demo_en_next_number/eval")}
+
+
+def test_insta_cells_train_on_a_selection_and_evaluate_its_target(shared_data):
+  from xlt.insta.selection import NAME_RE
+  for cell, (mixture, eval_file, eval_mixture) in INSTA_CELLS.items():
+    _parse([f"gin/experiments/{cell}.gin"] + (["gin/experiments/mt5_xl.gin"]
+                                              if cell == "insta_rte" else []),
+           ["MODEL_DIR = '/tmp/x'", "INITIAL_CHECKPOINT_PATH = '/ckpt'", "TRAIN_STEPS = 10"])
+    assert gin.get_bindings("train")["data"].mixture_or_task_name == mixture
+    assert NAME_RE.match(mixture)
+    _parse([f"gin/experiments/{eval_file}.gin"], ["CHECKPOINT_PATH = '/ckpt'"])
+    assert gin.get_bindings("evaluate")["data"].mixture_or_task_name == eval_mixture
+    gin.clear_config()
+  # The target mixtures exist: RTE's ten P3 templates, rank classification (fresh process).
+  import subprocess
+  import sys
+  from conftest import REPO_ROOT, subprocess_env
+  code = ("import seqio, tasks; m = seqio.get_mixture_or_task('insta/super_glue_rte/eval'); "
+          "names = sorted(t.name for t in m.tasks); assert len(names) == 10, names; "
+          "assert all(n.startswith('p3_super_glue_rte__') and n.endswith('_score_eval') "
+          "for n in names), names; "
+          "assert len(seqio.get_mixture_or_task('insta/demo_en_next_number/eval').tasks) == 2")
   proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                         text=True, timeout=300, env=subprocess_env(
                             XLT_PROMPTSOURCE_DIR=str(shared_data / "promptsource" / "templates")))

@@ -1,4 +1,4 @@
-"""`xlt` command line: train, eval, infer, report, compile, convert, tasks.
+"""`xlt` command line: train, eval, infer, report, compile, convert, tasks, select.
 
   xlt train --gin_file=gin/experiments/demo.gin --gin.MODEL_DIR="'/tmp/run'"
   xlt eval  --gin_file=gin/runs/eval.gin --gin.CHECKPOINT_PATH="'/tmp/run'" ...
@@ -10,6 +10,9 @@
   xlt tasks list [PATTERN] [--cluster C] [--language ko] [--split train|eval] [--mixtures]
   xlt tasks show TASK [--n 3]
   xlt tasks check [PATTERN]
+  xlt select --target super_glue_rte --pool p3_train --k 5 [--aggregate vote] [--encoder E]
+  xlt select align --pool p3_train --out DIR
+  xlt select report --pool p3_train [--aligned DIR]
 
 Errors a user can fix (bad gin, unknown task, unwritable MODEL_DIR, incompatible
 checkpoint, non-finite loss) print one clear message and exit non-zero, no traceback.
@@ -175,6 +178,16 @@ def _tasks(argv: list[str]) -> int:
     return EXIT_USAGE
 
 
+def _select(argv: list[str]) -> int:
+  from xlt.data.registry import UnknownTaskError
+  from xlt.insta import cli as insta_cli
+  from xlt.insta.selection import SelectionError
+  code, result = _reporting_errors(
+      lambda: insta_cli.main(argv),
+      usage=(SelectionError, UnknownTaskError, FileNotFoundError, FileExistsError))
+  return code if code is not None else result
+
+
 USAGE = __doc__
 
 
@@ -207,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     return _report(rest)
   if command == "tasks":
     return _tasks(rest)
+  if command == "select":
+    return _select(rest)
   print(f"error: unknown command {command!r}\n{USAGE}", file=sys.stderr)
   return EXIT_USAGE
 

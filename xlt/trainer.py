@@ -95,6 +95,9 @@ def train(*, model_dir: str, model: T5Config, data: DataConfig, train_steps: int
 
   if jax.process_index() == 0:
     run_paths.ensure_writable(model_dir)
+    if data.mixture_or_task_name.startswith("insta/"):  # the selection, beside the run
+      from xlt.insta.selection import write_beside_run
+      write_beside_run(data.mixture_or_task_name, model_dir)
   mesh_ = partitioning.make_mesh(mesh)
   rules = mesh.rules
   tx, schedule = optimizer.build()

@@ -37,6 +37,8 @@ def get_task_or_mixture(name: str):
   try:
     return seqio.get_mixture_or_task(name)
   except ValueError:
+    if name.startswith("insta/"):
+      return _insta_mixture(name)
     names = registered_names()
     close = difflib.get_close_matches(name, names, n=5, cutoff=0.4)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
@@ -46,6 +48,16 @@ def get_task_or_mixture(name: str):
     raise UnknownTaskError(
         f"unknown task or mixture {name!r} (MIXTURE_OR_TASK_NAME).{hint} "
         f"{len(names)} are registered; list them with `xlt tasks`.") from None
+
+
+def _insta_mixture(name: str):
+  """An INSTA mixture not registered yet: from the selection store, or selected now."""
+  from xlt.insta import selection
+  try:
+    selection.resolve_mixture(name)
+  except (selection.SelectionError, FileNotFoundError) as e:
+    raise UnknownTaskError(f"INSTA mixture {name!r} (MIXTURE_OR_TASK_NAME): {e}") from None
+  return seqio.get_mixture_or_task(name)
 
 
 def use_vocabulary(path: str | None, task_or_mixture=None,

@@ -1,0 +1,256 @@
+"""INSTA selection: aggregation on hand-built tables, instruction text, rankings of the real
+promptsource templates, the embedding cache, and the selections as SeqIO mixtures."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT, subprocess_env
+from xlt.data.templates import Template
+from xlt.insta import aggregate, cache, instructions
+from xlt.insta import selection as sel
+
+# ------------------------------------------------------------------ aggregation
+
+
+def test_mean_max_vote_on_a_hand_built_table():
+  # Two target instructions x four candidates; dataset 0 owns candidates 0-2, dataset 1
+  # owns candidate 3: one excellent template against three mediocre ones.
+  similarity = np.array([[0.5, 0.4, 0.3, 0.9],
+                         [0.6, 0.5, 0.4, 0.2]])
+  owners = [0, 0, 0, 1]
+  mean = aggregate.dataset_scores(similarity, owners, 2, "mean")
+  np.testing.assert_allclose(mean, [(0.5 + 0.4 + 0.3 + 0.6 + 0.5 + 0.4) / 6, (0.9 + 0.2) / 2])
+  np.testing.assert_allclose(aggregate.dataset_scores(similarity, owners, 2, "max"), [0.6, 0.9])
+  # Vote, top 2, rank weights 2 : 1 (sum 1): target 0 ranks c3 (dataset 1) then c0
+  # (dataset 0): 2/3 to d1, 1/3 to d0; target 1 ranks c0 then c1, both dataset 0: 1.
+  # Averaged over the 2 targets.
+  vote = aggregate.dataset_scores(similarity, owners, 2, "vote", top=2)
+  np.testing.assert_allclose(vote, [(1 / 3 + 1) / 2, (2 / 3) / 2])
+
+
+def test_vote_with_the_papers_top_10_and_fewer_candidates():
+  # 3 candidates < 10: the first three get weights 10 : 9 : 8, out of 27.
+  similarity = np.array([[0.1, 0.3, 0.2]])
+  vote = aggregate.dataset_scores(similarity, [0, 1, 2], 3, "vote")
+  np.testing.assert_allclose(vote, [8 / 27, 10 / 27, 9 / 27])
+
+
+def test_ranking_breaks_ties_by_mean_then_name():
+  scores = np.array([1.0, 1.0, 1.0, 2.0])
+  means = np.array([0.2, 0.5, 0.2, 0.0])
+  assert aggregate.ranking(scores, means, ["b", "c", "a", "d"]) == [3, 1, 2, 0]
+
+
+def test_aggregate_rejects_bad_input():
+  with pytest.raises(ValueError, match="aggregate must be one of"):
+    aggregate.dataset_scores(np.zeros((1, 2)), [0, 1], 2, "median")
+  with pytest.raises(ValueError, match="disagree"):
+    aggregate.dataset_scores(np.zeros((1, 2)), [0], 2, "mean")
+  with pytest.raises(ValueError, match="no instructions"):
+    aggregate.dataset_scores(np.zeros((0, 2)), [0, 1], 2, "vote")
+
+
+# --------------------------------------------------------------- instruction text
+
+
+def test_instruction_text_of_a_promptsource_template():
+  template = Template(
+      name="mnli_crowdsource", dataset="super_glue/rte", language="en", style="p3",
+      jinja='{{premise}} Using only the above description, is "{{hypothesis}}" definitely '
+            'correct? Yes or no? ||| {% if label != -1 %}{{ answer_choices[label] }}{% endif %}',
+      answer_choices="Yes ||| No")
+  assert instructions.instruction_text(template) == (
+      'premise Using only the above description, is "hypothesis" definitely correct? '
+      "Yes or no?")
+
+
+def test_instruction_text_drops_statements_and_keeps_field_names():
+  text = instructions.jinja_to_instruction(
+      "{# a comment #}{% if title %}Title: {{title}}{% endif %}\n\n  Options: "
+      "{{ answer_choices | join(', ') }}{{a}}{{b}}. 전제: {{ premise }}")
+  assert text == "Title: title\nOptions: answer choices a b. 전제: premise"
+
+
+# --------------------------------------------------- rankings of real templates
+
+
+@pytest.fixture(scope="module")
+def encoder():
+  from xlt.insta.encoder import SentenceEncoder
+  return SentenceEncoder.load(None)
+
+
+def _promptsource_pool(shared_data, keys_and_clusters):
+  from xlt.data import promptsource
+  folder = shared_data / "promptsource" / "templates"
+  return sel.pool_from_templates("test_pool", {
+      key: (cluster, promptsource.load_key(key, folder)) for key, cluster in keys_and_clusters})
+
+
+@pytest.mark.parametrize("how", ["vote", "mean", "max"])
+def test_rte_ranks_a_sibling_dataset_first(shared_data, encoder, tmp_path, how):
+  """RTE's templates against a pool holding glue/rte and anli (NLI, like RTE) and datasets
+  of other clusters: the first choice is one of the siblings, by every aggregate."""
+  from xlt.data import promptsource
+  folder = shared_data / "promptsource" / "templates"
+  rte = promptsource.load_key("super_glue/rte", folder)
+  target = sel.Target("super_glue/rte", "super_glue_rte",
+                      tuple(instructions.instructions_of(rte)), "super_glue/rte", "nli", "en")
+  pool = _promptsource_pool(shared_data, [
+      ("glue/rte", "nli"), ("anli", "nli"), ("glue/mrpc", "paraphrase_identification"),
+      ("imdb", "sentiment"), ("ag_news", "topic_classification"),
+      ("cnn_dailymail/3.0.0", "summarization"), ("xsum", "summarization"),
+      ("super_glue/copa", "sentence_completion"), ("common_gen", "structure_to_text")])
+  selection = sel.select(target, pool, encoder, k=3, aggregate=how, cache_dir=tmp_path)
+  assert selection.ranking[0].dataset in {"glue/rte", "anli"}, selection.table()
+  assert {r.dataset for r in selection.ranking} == {c.dataset for c in pool.candidates}
+  assert len(target.instructions) == 10
+
+
+def test_selection_is_deterministic_and_cached(shared_data, encoder, tmp_path):
+  """The second run embeds nothing and ranks the same; a corrupt cache file is redone."""
+  pool = _promptsource_pool(shared_data, [("glue/rte", "nli"), ("imdb", "sentiment"),
+                                          ("xsum", "summarization")])
+  target = sel.free_text_target("Does the premise entail the hypothesis? Yes or no?")
+  calls = []
+
+  class CountingEncoder:  # the real encoder, with its embed calls counted
+    name, encoder_id, config = encoder.name, encoder.encoder_id, encoder.config
+
+    def embed(self, texts, **kwargs):
+      calls.append(len(texts))
+      return encoder.embed(texts, **kwargs)
+
+  first = sel.select(target, pool, CountingEncoder(), k=1, cache_dir=tmp_path)
+  n_texts = 1 + sum(len(c.instructions) for c in pool.candidates)
+  assert sum(calls) == n_texts
+  files = sorted((tmp_path / encoder.encoder_id).rglob("*.npy"))
+  assert len(files) == n_texts
+  second = sel.select(target, pool, CountingEncoder(), k=1, cache_dir=tmp_path)
+  assert sum(calls) == n_texts  # nothing embedded again
+  assert [r.dataset for r in second.ranking] == [r.dataset for r in first.ranking]
+  assert [r.score for r in second.ranking] == [r.score for r in first.ranking]
+  files[0].write_bytes(b"not an array")
+  sel.select(target, pool, CountingEncoder(), k=1, cache_dir=tmp_path)
+  assert calls[-1] == 1
+  assert first.ranking[0].dataset == "glue/rte"
+
+
+def test_embedding_cache_rejects_a_vector_of_the_wrong_shape(tmp_path):
+  store = cache.EmbeddingCache("enc", tmp_path)
+  store.put("hello world", np.ones(3, np.float32))
+  assert store.get("hello world", 3) is not None
+  assert store.get("hello world", 4) is None
+  assert cache.EmbeddingCache("enc", None).get("hello world", 3) is None
+
+
+# --------------------------------------------------- mixtures, store and CLI
+
+
+DEMO_TARGET, DEMO_POOL = "demo_en_next_number", "demo_mix"
+DEMO_NAME = "insta/demo_en_next_number/demo_mix/top2"
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+  monkeypatch.setenv("XLT_INSTA_DIR", str(tmp_path / "selections"))
+  monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "cache"))
+  return tmp_path / "selections"
+
+
+def test_selection_becomes_a_mixture_with_the_pools_tasks_and_rates(encoder, store):
+  import seqio
+  target = sel.resolve_target(DEMO_TARGET)
+  assert target.dataset == DEMO_TARGET and target.cluster == "sentence_completion"
+  assert {i.template for i in target.instructions} == {"what_comes_next", "continue_sequence"}
+  pool = sel.resolve_pool(DEMO_POOL, exclude=target.dataset)
+  selection = sel.select(target, pool, encoder, k=2)
+  assert selection.name == DEMO_NAME
+  sel.register(selection)
+  mixture = seqio.get_mixture_or_task(DEMO_NAME)
+  pool_mixture = seqio.get_mixture_or_task(DEMO_POOL)
+  chosen = {r.dataset for r in selection.selected}
+  from xlt.data import template_tasks
+  expected = {t.name for t in pool_mixture.tasks
+              if template_tasks.TASKS[t.name].dataset in chosen}
+  assert {t.name for t in mixture.tasks} == expected
+  assert all(mixture.get_rate(t) == pool_mixture.get_rate(t) for t in mixture.tasks)
+  # JSON round trip through the store.
+  path = sel.save(selection)
+  assert path.parent == store
+  assert sel.read_json(path) == selection
+
+
+def test_stored_selection_with_unknown_tasks_is_refused_with_its_file(store, encoder):
+  target = sel.resolve_target(DEMO_TARGET)
+  selection = sel.select(target, sel.resolve_pool(DEMO_POOL, exclude=target.dataset),
+                         encoder, k=1)
+  data = selection.to_json()
+  data["tasks"] = [["p3_no_such_task__x", 1.0]]
+  path = store / "bad.json"
+  store.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps(data))
+  with pytest.raises(sel.SelectionError, match=r"bad\.json.*p3_no_such_task__x"):
+    sel.register(sel.read_json(path), str(path))
+  path.write_text("{\"format\": \"something else\"}")
+  with pytest.raises(sel.SelectionError, match="not an xlt INSTA selection"):
+    sel.read_json(path)
+
+
+def test_target_and_pool_errors_say_what_is_wrong():
+  with pytest.raises(sel.SelectionError, match="Did you mean: demo_en_next_number"):
+    sel.resolve_target("demo_en_next_numbr")
+  with pytest.raises(sel.SelectionError, match="--pool: unknown task or mixture"):
+    sel.resolve_pool("no_such_pool")
+  with pytest.raises(sel.SelectionError, match="not an INSTA mixture name"):
+    sel.resolve_mixture("insta/a/b")
+  assert sel.resolve_target("Translate this sentence into Korean.").slug.startswith("text_")
+
+
+def _xlt(args, env, timeout=600):
+  return subprocess.run([sys.executable, "-m", "xlt", *args], cwd=REPO_ROOT, env=env,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_select_then_train_on_the_mixture(tmp_path):
+  """`xlt select` prints the ranking and saves the mixture; `xlt train` on its name trains
+  for a few steps on CPU and keeps the selection beside the run."""
+  env = subprocess_env(XLT_INSTA_DIR=str(tmp_path / "selections"),
+                       XLT_CACHE_DIR=str(tmp_path / "cache"))
+  proc = _xlt(["select", "--target", DEMO_TARGET, "--pool", DEMO_POOL, "--k", "2"], env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert DEMO_NAME in proc.stdout and "*   1" in proc.stdout
+  stored = tmp_path / "selections" / "demo_en_next_number__demo_mix__top2.json"
+  selection = sel.read_json(stored)
+  model_dir = tmp_path / "run"
+  proc = _xlt(["train", "--gin_file=gin/experiments/insta_demo.gin",
+               f"--gin.MODEL_DIR='{model_dir}'", "--gin.TRAIN_STEPS=3",
+               "--gin.BATCH_SIZE=8", "--gin.Schedule.warmup_steps=1",
+               "--gin.train.progress_bar=False"], env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert sel.read_json(model_dir / sel.BESIDE_RUN) == selection
+  assert (model_dir / "checkpoints").is_dir()
+  # Unknown names fail with the reason, not a traceback.
+  proc = _xlt(["select", "--target", "nope", "--pool", DEMO_POOL], env)
+  assert proc.returncode == 2 and "neither a registered task" in proc.stderr
+  proc = _xlt(["select", "--target", DEMO_TARGET, "--pool", DEMO_POOL, "--k", "9"], env)
+  assert proc.returncode == 2 and "has only" in proc.stderr
+
+
+def test_unsaved_default_selection_is_made_when_first_requested(tmp_path):
+  """A fresh process with an empty store: the registry selects the mixture by its name."""
+  env = subprocess_env(XLT_INSTA_DIR=str(tmp_path / "selections"),
+                       XLT_CACHE_DIR=str(tmp_path / "cache"))
+  code = ("from xlt.data.registry import get_task_or_mixture as get\n"
+          f"m = get({DEMO_NAME!r}); print(sorted(t.name for t in m.tasks))\n"
+          "try:\n  get('insta/text_0123abcd/demo_mix/top2')\n"
+          "except Exception as e: print('ERR', e)\n")
+  proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env,
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert (tmp_path / "selections" / "demo_en_next_number__demo_mix__top2.json").is_file()
+  assert "ERR INSTA mixture 'insta/text_0123abcd/demo_mix/top2'" in proc.stdout
+  assert "demo_" in proc.stdout.splitlines()[0]
