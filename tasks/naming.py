@@ -1,15 +1,10 @@
 """Task and mixture names: `<prefix>_<dataset>__<template>`, readable and unambiguous."""
 from __future__ import annotations
 
-import re
+from xlt.data.catalogue import slug  # noqa: F401  re-exported for the task modules
 
 # T0: a dataset's rate is its example count capped at 500k, shared by its templates.
 MAX_EXAMPLES_PER_DATASET = 500_000
-
-
-def slug(key: str) -> str:
-  """'super_glue/wsc.fixed' -> 'super_glue_wsc_fixed'."""
-  return re.sub(r"[^a-z0-9]+", "_", key.lower()).strip("_")
 
 
 def task_name(prefix: str, dataset: str, template: str) -> str:

@@ -254,3 +254,34 @@ def test_unsaved_default_selection_is_made_when_first_requested(tmp_path):
   assert (tmp_path / "selections" / "demo_en_next_number__demo_mix__top2.json").is_file()
   assert "ERR INSTA mixture 'insta/text_0123abcd/demo_mix/top2'" in proc.stdout
   assert "demo_" in proc.stdout.splitlines()[0]
+
+
+def test_spearman_of_two_rankings():
+  from xlt.insta.report import spearman
+  assert spearman(list("abcd"), list("abcd")) == 1.0
+  assert spearman(list("abcd"), list("dcba")) == -1.0
+  # One adjacent swap of 4: sum d^2 = 2, rho = 1 - 6 * 2 / (4 * 15) = 0.8.
+  assert spearman(list("abcd"), list("bacd")) == pytest.approx(0.8)
+  with pytest.raises(ValueError, match="different datasets"):
+    spearman(list("ab"), list("ac"))
+
+
+def test_report_compares_two_encoders_per_target(encoder, store):
+  from xlt.insta import report
+  # A perturbed copy of the encoder stands in for an aligned one (same interface).
+  rng = np.random.default_rng(0)
+  other = encoder.with_params({k: v + 0.05 * rng.standard_normal(v.shape).astype(np.float32)
+                               for k, v in encoder.params.items()})
+  other._id = "f" * 16
+  reports = report.build(DEMO_POOL, [DEMO_TARGET, "demo_ko_next_number"], encoder, other,
+                         "aligned:/x", k=2)
+  assert [r.target for r in reports] == [DEMO_TARGET, "demo_ko_next_number"]
+  for r in reports:
+    entered, left, rho = r.changes()
+    base = {d.dataset for d in r.base.selected}
+    aligned = {d.dataset for d in r.aligned.selected}
+    assert set(entered) == aligned - base and set(left) == base - aligned
+    assert -1.0 <= rho <= 1.0
+  text = report.markdown(reports, DEMO_POOL)
+  assert text.count("\n| demo_") == 2 and "Spearman" in text
+  assert "Targets whose own cluster is in the pool: 0 of 2." in text  # demo_mix: none held out

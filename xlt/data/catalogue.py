@@ -94,6 +94,11 @@ class DatasetInfo:
     return self.cluster in HELD_OUT_CLUSTERS
 
 
+def slug(key: str) -> str:
+  """A dataset key as it appears in task names: 'super_glue/wsc.fixed' -> 'super_glue_wsc_fixed'."""
+  return re.sub(r"[^a-z0-9]+", "_", key.lower()).strip("_")
+
+
 def _unverified(url: str) -> str:
   return f"unverified: see {url}"
 

@@ -52,7 +52,8 @@ class AlignConfig:
               ("weight_decay", self.weight_decay >= 0)]
     bad = [name for name, ok in checks if not ok]
     if bad:
-      raise ValueError(f"AlignConfig: invalid {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
+      values = ", ".join(f"{n}={getattr(self, n)!r}" for n in bad)
+      raise ValueError(f"AlignConfig: invalid {values}")
 
 
 @dataclasses.dataclass(frozen=True)

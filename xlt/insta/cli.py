@@ -92,7 +92,9 @@ def _select(argv: list[str]) -> int:
         + (f"dataset {target.dataset} ({target.cluster}), " if target.dataset else "free text, ")
         + f"{len(target.instructions)} instructions")
   print(f"pool    {pool.name}: {len(pool.candidates)} datasets, {n} instructions"
-        + (f" (target's own dataset left out)" if target.dataset else ""))
+        + (" (the target's own dataset left out)" if target.dataset else "")
+        + (f"; {len(pool.without_instructions)} tasks without a template cannot be ranked"
+           if pool.without_instructions else ""))
   print(f"encoder {encoder.name} [{encoder.encoder_id}]\n")
   selection = sel.select(target, pool, encoder, args.k, args.aggregate, args.encoder,
                          _cache_dir(args.cache_dir), progress=True)

@@ -32,7 +32,7 @@ ALIGNED_METADATA = "xlt_aligned.json"
 _PAD_MULTIPLE = 16
 # Copied from the source folder on save: everything but weights and our own metadata.
 _NOT_COPIED = ("*.safetensors", "*.bin", "*.onnx", "*.h5", "*.msgpack", "*.ot", "onnx",
-               "openvino", ALIGNED_METADATA)
+               "openvino", "README.md", ALIGNED_METADATA)  # its README describes the source
 _SUPPORTED_MODULES = ("Transformer", "Pooling", "Normalize")
 
 

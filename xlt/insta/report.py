@@ -94,9 +94,13 @@ def markdown(reports: list[TargetReport], pool: str) -> str:
       row += (f" {_picks(report.aligned)} | {moved} | {rho:.3f} |" if report.aligned
               else " | | |")
     lines.append(row)
-  same_cluster = sum(r.cluster is not None and any(p.cluster == r.cluster
-                                                   for p in r.base.selected)
-                     for r in reports)
-  lines += ["", f"Targets with a selected dataset of their own cluster (base): "
-            f"{same_cluster} of {len(reports)}."]
+  # Only meaningful where the pool holds the targets' clusters (p3_train holds none: T0
+  # keeps NLI, sentence completion, coreference and WSD out of training).
+  coverable = [r for r in reports
+               if r.cluster in {c.cluster for c in r.base.ranking}]
+  same_cluster = sum(any(p.cluster == r.cluster for p in r.base.selected) for r in coverable)
+  lines.append("")
+  lines.append(f"Targets whose own cluster is in the pool: {len(coverable)} of {len(reports)}"
+               + (f"; of those, {same_cluster} get a dataset of that cluster in the top "
+                  f"{first.k} (base)." if coverable else "."))
   return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import difflib
+import hashlib
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from xlt.data.catalogue import slug
 from xlt.insta import aggregate as aggregate_lib
 from xlt.insta import cache as cache_lib
 from xlt.insta.instructions import Instruction, instructions_of
@@ -47,10 +49,6 @@ NAME_RE = re.compile(r"^insta/(?P<target>[^/]+)/(?P<pool>[^/]+)/top(?P<k>\d+)"
 
 class SelectionError(ValueError):
   """A target, pool or selection that cannot be used; the message says which and why."""
-
-
-def slug(text: str) -> str:
-  return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
 # ------------------------------------------------------------------ targets and pools
@@ -91,7 +89,6 @@ def native_style(language: str | None) -> str:
 
 
 def free_text_target(text: str) -> Target:
-  import hashlib
   digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
   return Target(text, f"text_{digest}", (Instruction("", "free_text", text.strip()),))
 
