@@ -200,6 +200,25 @@ def test_stored_selection_with_unknown_tasks_is_refused_with_its_file(store, enc
     sel.read_json(path)
 
 
+def test_store_may_be_a_run_folder_with_other_json(store, encoder, monkeypatch):
+  """XLT_INSTA_DIR pointed at a run folder: its selection registers, other JSON is skipped."""
+  import seqio
+  target = sel.resolve_target(DEMO_TARGET)
+  selection = sel.select(target, sel.resolve_pool(DEMO_POOL, exclude=target.dataset),
+                         encoder, k=1)
+  run = store.parent / "run"
+  run.mkdir()
+  sel.write_json(selection, run / sel.BESIDE_RUN)
+  (run / "results.json").write_text(json.dumps([{"step": 3, "accuracy": 0.5}]))
+  (run / "metrics.json").write_text(json.dumps({"loss": 1.0}))
+  (run / "broken.json").write_text("{")
+  seqio.MixtureRegistry.remove(selection.name)
+  monkeypatch.setenv("XLT_INSTA_DIR", str(run))
+  assert sel.register_stored() == [selection.name]
+  assert {t.name for t in seqio.get_mixture_or_task(selection.name).tasks} == {
+      name for name, _ in selection.tasks}
+
+
 def test_target_and_pool_errors_say_what_is_wrong():
   with pytest.raises(sel.SelectionError, match="Did you mean: demo_en_next_number"):
     sel.resolve_target("demo_en_next_numbr")

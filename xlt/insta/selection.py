@@ -247,9 +247,10 @@ class Selection:
 
   @classmethod
   def from_json(cls, data: dict, where: str = "<selection>") -> "Selection":
-    if data.get("format") != SELECTION_FORMAT:
+    found = data.get("format") if isinstance(data, dict) else type(data).__name__
+    if found != SELECTION_FORMAT:
       raise SelectionError(f"{where}: not an xlt INSTA selection (format "
-                           f"{data.get('format')!r}, expected {SELECTION_FORMAT!r})")
+                           f"{found!r}, expected {SELECTION_FORMAT!r})")
     try:
       fields = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
       fields["ranking"] = tuple(Ranked(**r) for r in data["ranking"])
