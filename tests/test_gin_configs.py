@@ -7,7 +7,7 @@ import jax
 import pytest
 
 from xlt import evaluation, gin_config, inference, trainer
-from xlt.models import T5Config
+from xlt.models import LlamaConfig, T5Config
 from xlt.train_state import boxed_params
 
 GIN_DIR = pathlib.Path(__file__).resolve().parents[1] / "gin"
@@ -53,6 +53,8 @@ def test_gin_file_parses_with_tiny_overlay(path):
   if path.startswith("gin/runs/train") or path.startswith("gin/runs/finetune") or \
       path in GRID_CELLS:
     own = ["gin/models/tiny.gin", path]  # run files need a model file, as experiments give
+  if path == "gin/runs/peqa.gin":  # an overlay on a whole training experiment
+    own = ["gin/experiments/demo.gin", path]
   entries = _entries_configured_by(own) if path != "gin/local_tiny.gin" else []
   files = own if path == "gin/local_tiny.gin" else own + ["gin/local_tiny.gin"]
   _parse(files)
@@ -95,7 +97,10 @@ def test_model_files_set_every_field(path):
   """So that a later model file replaces an earlier one completely."""
   import dataclasses
   _parse([path])
-  assert set(gin.get_bindings("T5Config")) == {f.name for f in dataclasses.fields(T5Config)}
+  model = gin.query_parameter("%MODEL").scoped_configurable_fn()
+  assert isinstance(model, LlamaConfig if "llama" in pathlib.Path(path).name else T5Config)
+  cls = type(model)
+  assert set(gin.get_bindings(cls.__name__)) == {f.name for f in dataclasses.fields(cls)}
   gin.clear_config()
 
 

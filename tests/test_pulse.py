@@ -30,6 +30,26 @@ if "pulse_repeated" not in seqio.TaskRegistry.names():
       output_features={k: seqio.Feature(vocab) for k in ("inputs", "targets")})
 
 
+def train_on_pulse_task(model_dir, model, steps, lr=1e-2, pack=False, **kwargs):
+  """train() on the repeated pulse batch, one device, AdamW at a constant `lr` (other
+  tests reuse it: PEQA, LLaMA)."""
+  return trainer.train(
+      model_dir=str(model_dir), model=model,
+      data=DataConfig("pulse_repeated", {"inputs": 48, "targets": 16}, batch_size=8,
+                      shuffle=False, pack=pack),
+      train_steps=steps,
+      optimizer=optimizers.OptimizerConfig(
+          name="adamw", schedule=optimizers.Schedule(kind="constant", base=lr, warmup_steps=0)),
+      mesh=partitioning.MeshConfig(data=1, fsdp=-1, model=1),
+      checkpoint=checkpoints.CheckpointConfig(save_every_steps=100, keep=1, async_save=False),
+      log_every_steps=100, progress_bar=False, **kwargs)
+
+
+def logged_losses(model_dir) -> list[float]:
+  with open(os.path.join(model_dir, "train_metrics.jsonl")) as f:
+    return [json.loads(line)["loss"] for line in f]
+
+
 def test_train_pulse_loss_falls_on_repeated_batch(tmp_path):
   """8 examples, unshuffled, batch 8: every step sees the same batch, so loss must fall."""
   model_dir = str(tmp_path / "run")

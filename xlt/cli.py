@@ -1,4 +1,4 @@
-"""`xlt` command line: train, eval, infer, report, compile, convert, tasks, select.
+"""`xlt` command line: train, eval, infer, report, compile, convert, quantize, tasks, select.
 
   xlt train --gin_file=gin/experiments/demo.gin --gin.MODEL_DIR="'/tmp/run'"
   xlt eval  --gin_file=gin/runs/eval.gin --gin.CHECKPOINT_PATH="'/tmp/run'" ...
@@ -10,6 +10,7 @@
   xlt tasks list [PATTERN] [--cluster C] [--language ko] [--split train|eval] [--mixtures]
   xlt tasks show TASK [--n 3]
   xlt tasks check [PATTERN]
+  xlt quantize CKPT OUT --bits 4 --group 128 [--pattern REGEX]
   xlt select --target super_glue_rte --pool p3_train --k 5 [--aggregate vote] [--encoder E]
   xlt select align --pool p3_train --out DIR
   xlt select report --pool p3_train [--aligned DIR]
@@ -147,19 +148,43 @@ def _compile(argv: list[str]) -> int:
 
 def _convert(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(prog="xlt convert", description=(
-      "Convert a Hugging Face T5/mT5 snapshot (config.json + *.safetensors or "
-      "pytorch_model.bin) into an xlt orbax checkpoint usable as INITIAL_CHECKPOINT_PATH."))
+      "Convert a Hugging Face T5/mT5 or LlamaForCausalLM snapshot (config.json + "
+      "*.safetensors or pytorch_model.bin) into an xlt orbax checkpoint usable as "
+      "INITIAL_CHECKPOINT_PATH (dispatched on config.json's model_type)."))
   parser.add_argument("format", choices=["hf"])
   parser.add_argument("snapshot_dir")
   parser.add_argument("out_dir")
   args = parser.parse_args(argv)
-  from xlt.convert.hf_t5 import convert_hf_checkpoint
+  from xlt.convert import hf_llama, hf_t5
+  convert = (hf_llama.convert_hf_checkpoint if hf_llama.is_llama_snapshot(args.snapshot_dir)
+             else hf_t5.convert_hf_checkpoint)
   try:
-    convert_hf_checkpoint(args.snapshot_dir, args.out_dir)
+    convert(args.snapshot_dir, args.out_dir)
   except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_USAGE
   return 0
+
+
+def _quantize(argv: list[str]) -> int:
+  parser = argparse.ArgumentParser(prog="xlt quantize", description=(
+      "Quantize a float xlt checkpoint (round-to-nearest, asymmetric) for PEQA: writes OUT "
+      "like `xlt convert hf` does, usable as INITIAL_CHECKPOINT_PATH or by xlt eval/infer."))
+  parser.add_argument("checkpoint", help="a run directory, its checkpoints/ or a step folder")
+  parser.add_argument("out_dir")
+  parser.add_argument("--bits", type=int, default=4, choices=[2, 3, 4, 8])
+  parser.add_argument("--group", type=int, default=128, choices=[0, 32, 64, 128, 256],
+                      help="input rows per scale and zero-point; 0: per output channel")
+  parser.add_argument("--pattern", default=".*",
+                      help="regex over module paths of the weights to quantize (default: all)")
+  args = parser.parse_args(argv)
+  from xlt.checkpoints import IncompatibleCheckpointError
+  from xlt.quant.convert import quantize_checkpoint
+  code, _ = _reporting_errors(
+      lambda: quantize_checkpoint(args.checkpoint, args.out_dir, bits=args.bits,
+                                  group_size=args.group, pattern=args.pattern),
+      usage=(FileNotFoundError, FileExistsError, ValueError, IncompatibleCheckpointError))
+  return code if code is not None else 0
 
 
 def _report(argv: list[str]) -> int:
@@ -220,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     return _report(rest)
   if command == "tasks":
     return _tasks(rest)
+  if command == "quantize":
+    return _quantize(rest)
   if command == "select":
     return _select(rest)
   print(f"error: unknown command {command!r}\n{USAGE}", file=sys.stderr)

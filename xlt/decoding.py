@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from xlt.models import Transformer
+from xlt.models import Llama, Transformer
 
 EOS_ID = 1
 DECODER_START_ID = 0  # T5 starts decoding from the padding id
@@ -57,7 +57,12 @@ def _decode_step(model: Transformer, params: Any, cache: Any, encoded: jax.Array
 def _token_by_token(model: Transformer, params: Any, encoder_input_tokens: jax.Array,
                     max_decode_length: int, pick: Callable[[jax.Array, jax.Array], jax.Array],
                     eos_id: int) -> jax.Array:
-  """The loop greedy and sampling share: pick(logits [b, v], step) -> next ids [b]."""
+  """The loop greedy and sampling share: pick(logits [b, v], step) -> next ids [b].
+  A decoder-only model reads the inputs as its prompt (xlt.lm_decoding)."""
+  if isinstance(model, Llama):
+    from xlt import lm_decoding
+    return lm_decoding.token_by_token(model, params, encoder_input_tokens, max_decode_length,
+                                      pick, eos_id)
   batch = encoder_input_tokens.shape[0]
   encoded = model.apply({"params": params}, encoder_input_tokens, method=Transformer.encode)
   cache = init_cache(model, batch, encoder_input_tokens.shape[1], max_decode_length)
@@ -311,6 +316,9 @@ def decode(model: Transformer, params: Any, encoder_input_tokens: jax.Array,
   `rng` is used by sampling only (default jax.random.key(config.seed)).
   """
   if config.method == "beam":
+    if isinstance(model, Llama):
+      raise ValueError("DecodeConfig.method='beam' is implemented for encoder-decoder models "
+                       "only; decode a decoder-only model with 'greedy' or 'sample'")
     return beam_search(model, params, encoder_input_tokens, max_decode_length,
                        config.num_beams, length_penalty=config.length_penalty)[0]
   if config.method == "sample":

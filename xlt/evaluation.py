@@ -19,7 +19,7 @@ from xlt import decoding, distributed, eval_results, partitioning, run_paths
 from xlt import evaluators as evaluator_lib
 from xlt.data import DataConfig
 from xlt.loaded_model import load_model
-from xlt.models import T5Config
+from xlt.models import ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def _skip_reason(error: Exception) -> str:
   return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
 
 
-def evaluate(*, checkpoint_path: str, data: DataConfig, model: T5Config | None = None,
+def evaluate(*, checkpoint_path: str, data: DataConfig, model: ModelConfig | None = None,
              output_dir: str | None = None,
              mesh: partitioning.MeshConfig = partitioning.MeshConfig(),
              decode: decoding.DecodeConfig = decoding.DecodeConfig(),

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from xlt import decoding, metrics, partitioning, rank_classification, run_paths, scoring
+from xlt import decoding, metrics, models, partitioning, rank_classification, run_paths, scoring
 from xlt.data import DataConfig
 from xlt.loaded_model import LoadedModel
 from xlt.train_step import make_eval_step
@@ -64,8 +64,9 @@ class TeacherForcedLoss:
         make_eval_step(lm.model), out_shardings=partitioning.replicated(lm.mesh)))
     totals = {"loss_sum": 0.0, "correct_tokens": 0.0, "target_tokens": 0.0}
     examples = 0
-    for batch, real in ctx.progress(model_feature_batches(task, ctx.data, ctx.lengths),
-                                    task.name):
+    decoder_only = models.is_decoder_only(lm.config)
+    for batch, real in ctx.progress(
+        model_feature_batches(task, ctx.data, ctx.lengths, decoder_only), task.name):
       with partitioning.activation_rules(lm.mesh, lm.rules):
         sums = jax.device_get(step(lm.params, ctx.on_devices(batch)))
       for k in totals:
@@ -89,7 +90,8 @@ class RankClassification:
     scorer = ctx.jitted("score", lambda: scoring.jit_score_batch(lm.model, lm.mesh))
     idx, scores, correct, lengths = [], [], [], []
     for batch, batch_idx, batch_correct in ctx.progress(
-        scored_choice_batches(task, ctx.data, ctx.lengths), task.name):
+        scored_choice_batches(task, ctx.data, ctx.lengths, models.is_decoder_only(lm.config)),
+        task.name):
       real = len(batch_idx)
       with partitioning.activation_rules(lm.mesh, lm.rules):
         batch_scores = np.asarray(jax.device_get(scorer(lm.params, ctx.on_devices(batch))))

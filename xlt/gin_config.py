@@ -13,6 +13,7 @@ import gin
 from xlt import checkpoints, losses, optimizers, partitioning
 from xlt.data.config import DataConfig
 from xlt.models.config import T5Config
+from xlt.models.llama import LlamaConfig
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -29,7 +30,7 @@ def register() -> None:
   if _registered:
     return
   from xlt import decoding, evaluation, inference, trainer
-  for obj in (T5Config, DataConfig, losses.LossConfig, optimizers.OptimizerConfig,
+  for obj in (T5Config, LlamaConfig, DataConfig, losses.LossConfig, optimizers.OptimizerConfig,
               optimizers.Schedule, partitioning.MeshConfig, checkpoints.CheckpointConfig,
               decoding.DecodeConfig):
     gin.external_configurable(obj, obj.__name__)

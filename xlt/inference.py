@@ -12,13 +12,13 @@ from xlt import decoding, distributed, partitioning, run_paths
 from xlt.data import DataConfig
 from xlt.evaluators import EvalContext, decoded_rows
 from xlt.loaded_model import load_model
-from xlt.models import T5Config
+from xlt.models import ModelConfig
 
 log = logging.getLogger(__name__)
 
 
 def infer(*, checkpoint_path: str, data: DataConfig, output_path: str,
-          model: T5Config | None = None,
+          model: ModelConfig | None = None,
           mesh: partitioning.MeshConfig = partitioning.MeshConfig(),
           max_decode_length: int | None = None,
           decode: decoding.DecodeConfig = decoding.DecodeConfig()) -> int:

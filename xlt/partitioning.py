@@ -30,6 +30,7 @@ DEFAULT_RULES: tuple[tuple[str, Any], ...] = (
     ("embed", "fsdp"),
     ("mlp", "model"),
     ("heads", "model"),
+    ("kv_heads", "model"),  # LLaMA's key/value heads (grouped-query attention)
     ("kv", None),
     ("length", None),
     ("relpos_buckets", None),

@@ -10,8 +10,9 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from xlt import partitioning
-from xlt.models import T5Config, Transformer
+from xlt import partitioning, trainable
+from xlt import models
+from xlt.models import ModelConfig
 
 
 @flax.struct.dataclass
@@ -21,18 +22,21 @@ class TrainState:
   opt_state: Any
 
 
-def boxed_params(config: T5Config, rng: jax.Array) -> Any:
+def boxed_params(config: ModelConfig, rng: jax.Array) -> Any:
   """Parameters with their logical axis names (nn.LogicallyPartitioned leaves)."""
-  model = Transformer(config)
+  model = models.build(config)
   tokens = jnp.ones((1, 4), jnp.int32)
-  return model.init({"params": rng}, tokens, tokens)["params"]
+  inputs = (tokens,) if models.is_decoder_only(config) else (tokens, tokens)
+  return model.init({"params": rng}, *inputs)["params"]
 
 
-def init_state(config: T5Config, optimizer: optax.GradientTransformation,
-               rng: jax.Array) -> TrainState:
+def init_state(config: ModelConfig, optimizer: optax.GradientTransformation,
+               rng: jax.Array, trainable_params: str | None = None) -> TrainState:
+  """The optimizer's state covers only the trained parameters (xlt.trainable)."""
   params = nn.meta.unbox(boxed_params(config, rng))
+  trained, _ = trainable.split(params, trainable_params)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    opt_state=optimizer.init(params))
+                    opt_state=optimizer.init(trained))
 
 
 def opt_state_shardings(abstract_opt_state: Any, abstract_params: Any, param_shardings: Any,
@@ -57,22 +61,25 @@ def opt_state_shardings(abstract_opt_state: Any, abstract_params: Any, param_sha
   return jax.tree_util.tree_map_with_path(choose, abstract_opt_state)
 
 
-def state_shardings(config: T5Config, optimizer: optax.GradientTransformation, mesh: Mesh,
-                    rules) -> tuple[TrainState, TrainState, Any]:
+def state_shardings(config: ModelConfig, optimizer: optax.GradientTransformation, mesh: Mesh,
+                    rules, trainable_params: str | None = None
+                    ) -> tuple[TrainState, TrainState, Any]:
   """(abstract state, NamedShardings of the state, abstract boxed params), no memory used."""
   rng = jax.random.key(0)
   boxed = jax.eval_shape(lambda r: boxed_params(config, r), rng)
-  abstract = jax.eval_shape(lambda r: init_state(config, optimizer, r), rng)
+  abstract = jax.eval_shape(lambda r: init_state(config, optimizer, r, trainable_params), rng)
   params_sh = partitioning.shardings_from_logical(boxed, mesh, rules)
   opt_sh = opt_state_shardings(abstract.opt_state, abstract.params, params_sh, mesh)
   shardings = TrainState(step=NamedSharding(mesh, P()), params=params_sh, opt_state=opt_sh)
   return abstract, shardings, boxed
 
 
-def create_sharded_state(config: T5Config, optimizer: optax.GradientTransformation, mesh: Mesh,
-                         rules, seed: int) -> tuple[TrainState, TrainState, Any]:
+def create_sharded_state(config: ModelConfig, optimizer: optax.GradientTransformation, mesh: Mesh,
+                         rules, seed: int, trainable_params: str | None = None
+                         ) -> tuple[TrainState, TrainState, Any]:
   """Initialises the state directly into its shards (never whole on one device)."""
-  abstract, shardings, boxed = state_shardings(config, optimizer, mesh, rules)
-  init: Callable = jax.jit(lambda r: init_state(config, optimizer, r), out_shardings=shardings)
+  abstract, shardings, boxed = state_shardings(config, optimizer, mesh, rules, trainable_params)
+  init: Callable = jax.jit(lambda r: init_state(config, optimizer, r, trainable_params),
+                           out_shardings=shardings)
   state = init(jax.random.key(seed))
   return state, shardings, boxed

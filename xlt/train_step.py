@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
-from xlt import losses, partitioning
-from xlt.models import Transformer
+from xlt import losses, partitioning, trainable
+from xlt.models import Llama, Transformer
 from xlt.train_state import TrainState
 
 Batch = Mapping[str, jax.Array]
@@ -16,10 +17,18 @@ MODEL_INPUTS = ("encoder_input_tokens", "decoder_input_tokens", "encoder_segment
                 "decoder_segment_ids")
 
 
-def model_logits(model: Transformer, params: Any, batch: Batch, *, dropout_rng=None) -> jax.Array:
-  """Teacher-forced logits [b, q, vocab]; dropout is on iff a dropout rng is given."""
-  kwargs = {k: batch.get(k) for k in MODEL_INPUTS}
+def model_logits(model: nn.Module, params: Any, batch: Batch, *, dropout_rng=None) -> jax.Array:
+  """Teacher-forced logits [b, q, vocab]; dropout is on iff a dropout rng is given.
+
+  An encoder-decoder reads MODEL_INPUTS (EncDecFeatureConverter); a decoder-only model the
+  DecoderFeatureConverter's decoder_* features (inputs and targets in one sequence)."""
   rngs = {"dropout": dropout_rng} if dropout_rng is not None else {}
+  if isinstance(model, Llama):
+    return model.apply({"params": params}, batch["decoder_input_tokens"],
+                       positions=batch.get("decoder_positions"),
+                       segment_ids=batch.get("decoder_segment_ids"),
+                       enable_dropout=dropout_rng is not None, rngs=rngs)
+  kwargs = {k: batch.get(k) for k in MODEL_INPUTS}
   return model.apply({"params": params}, **kwargs, enable_dropout=dropout_rng is not None,
                      rngs=rngs)
 
@@ -34,41 +43,45 @@ def _split_microbatches(batch: Batch, n: int) -> Batch:
 
 def make_train_step(model: Transformer, optimizer: optax.GradientTransformation,
                     schedule: optax.Schedule, loss_config: losses.LossConfig,
-                    num_microbatches: int = 1, dropout_seed: int = 0
+                    num_microbatches: int = 1, dropout_seed: int = 0,
+                    trainable_params: str | None = None
                     ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
   """Builds the step. Gradients of several microbatches are summed before the single
   division by the whole batch's loss denominator, so accumulation changes nothing but
-  memory."""
+  memory. Only the parameters `trainable_params` selects are differentiated and updated
+  (xlt.trainable); the frozen ones pass through the step unchanged."""
 
   def step(state: TrainState, batch: Batch):
     denominator = losses.loss_denominator(batch, loss_config.normalization)
     base_rng = jax.random.fold_in(jax.random.key(dropout_seed), state.step)
+    trained, frozen = trainable.split(state.params, trainable_params)
 
-    def microbatch_grads(params, micro, rng):
-      def loss_fn(p):
-        logits = model_logits(model, p, micro, dropout_rng=rng if model.config.dropout_rate else None)
+    def microbatch_grads(trained, micro, rng):
+      def loss_fn(t):
+        logits = model_logits(model, trainable.merge(t, frozen), micro,
+                              dropout_rng=rng if model.config.dropout_rate else None)
         total, sums = losses.summed_loss(logits, micro, loss_config)
         return total / denominator, (total, sums)
-      grads, (total, sums) = jax.grad(loss_fn, has_aux=True)(params)
+      grads, (total, sums) = jax.grad(loss_fn, has_aux=True)(trained)
       return grads, total, sums
 
     if num_microbatches == 1:
-      grads, total, sums = microbatch_grads(state.params, batch, base_rng)
+      grads, total, sums = microbatch_grads(trained, batch, base_rng)
     else:
       micro = _split_microbatches(batch, num_microbatches)
 
       def body(carry, xs):
         i, mb = xs
-        g, t, s = microbatch_grads(state.params, mb, jax.random.fold_in(base_rng, i))
+        g, t, s = microbatch_grads(trained, mb, jax.random.fold_in(base_rng, i))
         return jax.tree.map(jnp.add, carry, (g, t, s)), None
 
       zero = jax.tree.map(jnp.zeros_like, jax.eval_shape(
-          microbatch_grads, state.params, jax.tree.map(lambda x: x[0], micro), base_rng))
+          microbatch_grads, trained, jax.tree.map(lambda x: x[0], micro), base_rng))
       (grads, total, sums), _ = jax.lax.scan(
           body, zero, (jnp.arange(num_microbatches), micro))
 
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+    updates, opt_state = optimizer.update(grads, state.opt_state, trained)
+    params = trainable.merge(optax.apply_updates(trained, updates), frozen)
     metrics = {
         "loss": total / denominator,
         "z_loss": sums["z_loss_sum"] / denominator,

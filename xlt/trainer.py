@@ -14,12 +14,15 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from xlt import checkpoints, distributed, losses, partitioning, run_paths
+from xlt import checkpoints, distributed, losses, partitioning, run_paths, trainable
 from xlt.data import DataConfig
 from xlt.metrics_log import MetricsLogger, summary_line
-from xlt.models import T5Config, Transformer
+from xlt import models
+from xlt.models import ModelConfig
 from xlt.optimizers import OptimizerConfig
-from xlt.train_state import create_sharded_state
+from xlt.quant import rtn
+from xlt.quant import tree as quant_tree
+from xlt.train_state import boxed_params, create_sharded_state, state_shardings
 from xlt.train_step import jit_train_step, make_train_step
 
 log = logging.getLogger(__name__)
@@ -75,18 +78,23 @@ def _should_stop(stop: _StopSignal, step: int, checkpointer) -> bool:
   return anyone or checkpointer.manager.reached_preemption(step)
 
 
-def train(*, model_dir: str, model: T5Config, data: DataConfig, train_steps: int,
+def train(*, model_dir: str, model: ModelConfig, data: DataConfig, train_steps: int,
           optimizer: OptimizerConfig = OptimizerConfig(),
           loss: losses.LossConfig = losses.LossConfig(),
           mesh: partitioning.MeshConfig = partitioning.MeshConfig(),
           checkpoint: checkpoints.CheckpointConfig = checkpoints.CheckpointConfig(),
           initial_checkpoint_path: str | None = None, num_microbatches: int = 1,
-          log_every_steps: int = 50, seed: int = 0, progress_bar: bool = True) -> TrainResult:
+          log_every_steps: int = 50, seed: int = 0, progress_bar: bool = True,
+          trainable_params: str | None = None) -> TrainResult:
   """Trains `model` on `data` for `train_steps` optimizer steps, resuming if MODEL_DIR has
-  a checkpoint, else starting from `initial_checkpoint_path` (params only) or scratch."""
+  a checkpoint, else starting from `initial_checkpoint_path` (params only) or scratch.
+
+  `trainable_params`: regex over parameter paths of what is trained (xlt.trainable; None:
+  every floating-point parameter); PEQA trains only the quantization scales. A float
+  initial checkpoint is quantized on the devices when the model config is quantized."""
   distributed.initialize_from_env()
   # The data layer (TensorFlow) is imported only when training; names are checked first.
-  from xlt.data.pipeline import BatchIterator
+  from xlt.data.pipeline import BatchIterator, decoder_feature_converter
   from xlt.data.registry import get_task_or_mixture, use_vocabulary
   use_vocabulary(data.vocabulary, get_task_or_mixture(data.mixture_or_task_name),
                  model.vocab_size)
@@ -101,9 +109,11 @@ def train(*, model_dir: str, model: T5Config, data: DataConfig, train_steps: int
   mesh_ = partitioning.make_mesh(mesh)
   rules = mesh.rules
   tx, schedule = optimizer.build()
-  state, shardings, boxed = create_sharded_state(model, tx, mesh_, rules, seed)
+  abstract, _, _ = state_shardings(model, tx, mesh_, rules, trainable_params)
+  trainable.check(abstract.params, trainable_params)
+  state, shardings, boxed = create_sharded_state(model, tx, mesh_, rules, seed, trainable_params)
   partitioning.assert_params_sharded(state.params, boxed, mesh_, rules)
-  _log_model(model, state.params, mesh_)
+  _log_model(model, state.params, mesh_, trainable_params)
 
   checkpointer = checkpoints.Checkpointer(run_paths.join(model_dir, "checkpoints"), checkpoint)
   data_state = {"batches_consumed": 0}
@@ -112,16 +122,19 @@ def train(*, model_dir: str, model: T5Config, data: DataConfig, train_steps: int
     start, state, data_state = restored
     log.info("resumed from %s at step %d", checkpointer.directory, start)
   elif initial_checkpoint_path:
-    params, from_step = checkpoints.restore_params(initial_checkpoint_path, state.params,
-                                                   shardings.params)
+    params, from_step = quant_tree.restore_params(initial_checkpoint_path, model, state.params,
+                                                  shardings.params, mesh_, rules, boxed_params)
     state = state.replace(params=params)
     log.info("initialised params from %s (step %d)", initial_checkpoint_path, from_step)
   start = int(jax.device_get(state.step))
 
   batches = BatchIterator(data, jax.process_index(), jax.process_count(),
-                          batches_consumed=data_state["batches_consumed"])
+                          batches_consumed=data_state["batches_consumed"],
+                          feature_converter_cls=(decoder_feature_converter
+                                                 if models.is_decoder_only(model) else None))
   batch_sharding = partitioning.batch_sharding(mesh_)
-  step_fn = make_train_step(Transformer(model), tx, schedule, loss, num_microbatches, seed)
+  step_fn = make_train_step(models.build(model), tx, schedule, loss, num_microbatches, seed,
+                            trainable_params)
   jit_step = jit_train_step(step_fn, shardings, mesh_)
 
   logger = MetricsLogger(model_dir)
@@ -198,15 +211,22 @@ def _all_finite(tree: Any) -> jax.Array:
 
 
 def _tokens(batch: dict[str, np.ndarray]) -> int:
+  if "encoder_input_tokens" not in batch:  # decoder-only: inputs and targets in one row
+    return int(np.sum(batch["decoder_target_tokens"] > 0))
   return int(np.sum(batch["encoder_input_tokens"] > 0) + np.sum(batch["decoder_loss_weights"]))
 
 
-def _log_model(config: T5Config, params: Any, mesh) -> None:
-  n = sum(x.size for x in jax.tree.leaves(params))
-  log.info("model: %.1fM parameters (d_model=%d, layers=%d/%d, vocab=%d); mesh %s",
-           n / 1e6, config.d_model, config.num_encoder_layers, config.num_decoder_layers,
-           config.vocab_size, dict(mesh.shape))
+def _log_model(config: ModelConfig, params: Any, mesh, trainable_params: str | None) -> None:
+  trained, n = trainable.count(params, trainable_params)
+  layers = (str(config.num_layers) if models.is_decoder_only(config)
+            else f"{config.num_encoder_layers}/{config.num_decoder_layers}")
+  log.info("model: %s %.1fM parameters (d_model=%d, layers=%s, vocab=%d); mesh %s",
+           type(config).__name__, n / 1e6, config.d_model, layers, config.vocab_size,
+           dict(mesh.shape))
   if jax.process_index() == 0:
-    print(f"xlt: {n/1e6:.2f}M parameters on mesh {dict(mesh.shape)} "
+    quant = (f", {config.quant_bits}-bit weights {rtn.nbytes(params) / 2**20:.1f} MiB"
+             if config.quant_bits else "")
+    trains = f" ({trained / 1e6:.3f}M trained{quant})" if trained != n or quant else ""
+    print(f"xlt: {n/1e6:.2f}M parameters{trains} on mesh {dict(mesh.shape)} "
           f"({jax.device_count()} {jax.devices()[0].platform} devices, "
           f"{jax.process_count()} processes)", file=sys.stderr)

@@ -31,6 +31,7 @@ import ml_dtypes
 import numpy as np
 from safetensors import safe_open
 
+from xlt.convert import output
 from xlt.models.config import T5Config
 from xlt.models.t5 import init_params
 
@@ -308,15 +309,6 @@ def convert_state_dict(state_dict: dict[str, Any], config: T5Config) -> Params:
 # ------------------------------------------------------------------------- checkpoint
 
 
-def _existing_outputs(out_dir: str) -> list[str]:
-  """What in out_dir a conversion would write over: checkpoint steps, model.gin, spiece.model."""
-  if not os.path.isdir(out_dir):
-    return []
-  return sorted(name for name in os.listdir(out_dir)
-                if (name.isdigit() and os.path.isdir(os.path.join(out_dir, name)))
-                or ".orbax-checkpoint-tmp" in name or name in ("model.gin", "spiece.model"))
-
-
 def gin_bindings(config: T5Config, header: str = "") -> str:
   """`T5Config.<field> = <value>` lines, one per field, for an experiment to include."""
   lines = [f"# {line}" for line in header.splitlines()]
@@ -333,32 +325,20 @@ def convert_hf_checkpoint(snapshot_dir: str, out_dir: str, *, dtype: str | None 
   from INITIAL_CHECKPOINT_PATH), out_dir/spiece.model and out_dir/model.gin. Refuses an
   out_dir that already holds any of these rather than overwrite it.
   """
-  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-
   snapshot_dir = os.path.abspath(os.path.expanduser(os.fspath(snapshot_dir)))
   out_dir = os.path.abspath(os.path.expanduser(os.fspath(out_dir)))
-  existing = _existing_outputs(out_dir)
-  if existing:
-    raise FileExistsError(f"{out_dir} already holds a converted checkpoint ({', '.join(existing)});"
-                          " refusing to overwrite it: choose a new output directory")
-  config_path = os.path.join(snapshot_dir, "config.json")
-  if not os.path.isfile(config_path):
-    raise FileNotFoundError(f"no config.json in {snapshot_dir}: expected a Hugging Face T5/mT5 "
-                            "snapshot directory")
-  with open(config_path) as f:
-    config = config_from_hf(json.load(f), source=config_path, dtype=dtype,
-                            param_dtype=param_dtype)
+  output.refuse_existing(out_dir)
+  config_path, hf_config = output.read_config_json(snapshot_dir, "T5/mT5")
+  config = config_from_hf(hf_config, source=config_path, dtype=dtype, param_dtype=param_dtype)
   # Everything is read and converted before anything is written.
   params = convert_state_dict(load_hf_state_dict(snapshot_dir), config)
   if config.weights_dtype != np.float32:
     params = jax.tree.map(lambda x: x.astype(config.weights_dtype), params)
 
-  manager = ocp.CheckpointManager(out_dir)
-  manager.save(0, args=ocp.args.Composite(params=ocp.args.StandardSave(params),
-                                          model_config=ocp.args.JsonSave(config.to_dict())))
-  manager.wait_until_finished()
-  manager.close()
-
+  gin_path = output.write_checkpoint(
+      out_dir, params, config.to_dict(),
+      gin_bindings(config, f"Model config of the xlt checkpoint converted from\n"
+                           f"{snapshot_dir}; include it from an experiment's gin file."))
   spiece = os.path.join(snapshot_dir, "spiece.model")
   if os.path.isfile(spiece):
     shutil.copyfile(spiece, os.path.join(out_dir, "spiece.model"))
@@ -366,10 +346,6 @@ def convert_hf_checkpoint(snapshot_dir: str, out_dir: str, *, dtype: str | None 
   else:
     warnings.warn(f"{snapshot_dir} has no spiece.model: supply the model's sentencepiece "
                   "vocabulary yourself", stacklevel=2)
-  gin_path = os.path.join(out_dir, "model.gin")
-  with open(gin_path, "w") as f:
-    f.write(gin_bindings(config, f"Model config of the xlt checkpoint converted from\n"
-                                 f"{snapshot_dir}; include it from an experiment's gin file."))
   count = sum(x.size for x in jax.tree.leaves(params))
   print(f"converted {count:,} parameters ({count / 1e6:.1f}M, {config.param_dtype}) "
         f"-> {out_dir} (orbax step 0, items params and model_config; gin: {gin_path})")

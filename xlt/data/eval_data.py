@@ -7,9 +7,9 @@ import numpy as np
 import seqio
 
 from xlt.data.config import DataConfig
-from xlt.data.pipeline import feature_converter
+from xlt.data.pipeline import decoder_feature_converter, feature_converter
 from xlt.data.registry import get_task_or_mixture
-from xlt.scoring import enc_dec_features
+from xlt.scoring import decoder_features, enc_dec_features
 
 
 def leaf_tasks(name: str) -> list[seqio.Task]:
@@ -39,12 +39,13 @@ def _pad_rows(batch: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
           for k, v in batch.items()}
 
 
-def model_feature_batches(task: seqio.Task, config: DataConfig,
-                          lengths: Mapping[str, int]) -> Iterator[tuple[dict, int]]:
+def model_feature_batches(task: seqio.Task, config: DataConfig, lengths: Mapping[str, int],
+                          decoder_only: bool = False) -> Iterator[tuple[dict, int]]:
   """(model-feature batch padded to batch_size, number of real rows), one pass."""
+  converter = decoder_feature_converter if decoder_only else feature_converter
   ds = seqio.get_dataset(task.name, task_feature_lengths=dict(lengths),
                          dataset_split=config.split, shuffle=False, num_epochs=1,
-                         feature_converter=feature_converter(pack=False),
+                         feature_converter=converter(pack=False),
                          use_cached=config.use_cached)
   for batch in ds.batch(config.batch_size).as_numpy_iterator():
     real = next(iter(batch.values())).shape[0]
@@ -70,7 +71,8 @@ def text_batches(task: seqio.Task, config: DataConfig,
                     config.batch_size), rows
 
 
-def scored_choice_batches(task: seqio.Task, config: DataConfig, lengths: Mapping[str, int]
+def scored_choice_batches(task: seqio.Task, config: DataConfig, lengths: Mapping[str, int],
+                          decoder_only: bool = False
                           ) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
   """For a `_score_eval` task: (model-feature batch padded to batch_size, idx [real, 2],
   is_correct [real]), one pass. Inputs and targets are trimmed to `lengths` (EOS kept)."""
@@ -82,5 +84,6 @@ def scored_choice_batches(task: seqio.Task, config: DataConfig, lengths: Mapping
       "inputs": [lengths["inputs"]], "targets": [lengths["targets"]], "idx": [2],
       "is_correct": []})
   for batch in ds.as_numpy_iterator():
-    features = enc_dec_features(batch["inputs"], batch["targets"])
+    features = (decoder_features if decoder_only else enc_dec_features)(batch["inputs"],
+                                                                        batch["targets"])
     yield _pad_rows(features, config.batch_size), batch["idx"], batch["is_correct"]

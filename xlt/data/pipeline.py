@@ -27,6 +27,11 @@ def feature_converter(pack: bool) -> seqio.FeatureConverter:
   return seqio.EncDecFeatureConverter(pack=pack)
 
 
+def decoder_feature_converter(pack: bool) -> seqio.FeatureConverter:
+  """Decoder-only models: inputs then targets in one sequence, the loss on targets only."""
+  return seqio.DecoderFeatureConverter(pack=pack, loss_on_targets_only=True)
+
+
 def get_dataset(config: DataConfig, process_index: int = 0, process_count: int = 1,
                 feature_converter_cls=None) -> tf.data.Dataset:
   """The converted (model-feature) dataset of this host's shard, not yet batched."""
@@ -56,10 +61,11 @@ class BatchIterator:
   """Yields dicts of numpy arrays [local_batch, length]; `state()` is checkpointable."""
 
   def __init__(self, config: DataConfig, process_index: int = 0, process_count: int = 1,
-               batches_consumed: int = 0, drop_remainder: bool = True):
+               batches_consumed: int = 0, drop_remainder: bool = True,
+               feature_converter_cls=None):
     self.config = config
     self.batches_consumed = batches_consumed
-    ds = get_dataset(config, process_index, process_count)
+    ds = get_dataset(config, process_index, process_count, feature_converter_cls)
     ds = ds.batch(local_batch_size(config, process_count), drop_remainder=drop_remainder)
     if batches_consumed:
       ds = ds.skip(batches_consumed)

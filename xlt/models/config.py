@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 import jax.numpy as jnp
@@ -10,8 +11,44 @@ import jax.numpy as jnp
 REMAT_POLICIES = ("none", "full", "dots_saveable")
 
 
+class ModelConfigBase:
+  """What every model config (T5Config, LlamaConfig) shares: dtypes, the PEQA quant_*
+  fields (docs/peqa.md), the remat policy, and how they are checked and read."""
+
+  def check_common(self) -> None:
+    name = type(self).__name__
+    if self.remat_policy not in REMAT_POLICIES:
+      raise ValueError(f"{name}.remat_policy must be one of {REMAT_POLICIES}, "
+                       f"got {self.remat_policy!r}")
+    check_quantization(self)
+    for field in ("dtype", "param_dtype"):
+      value = getattr(self, field)
+      try:
+        jnp.dtype(value)
+      except TypeError as e:
+        raise ValueError(f"{name}.{field}={value!r} is not a dtype name") from e
+
+  def quantizes(self, module_path: str) -> bool:
+    """Whether the weight of the module at `module_path` ('a/b/c') is stored quantized."""
+    return self.quant_bits > 0 and re.fullmatch(self.quant_pattern, module_path) is not None
+
+  @property
+  def compute_dtype(self) -> Any:
+    return jnp.dtype(self.dtype)
+
+  @property
+  def weights_dtype(self) -> Any:
+    return jnp.dtype(self.param_dtype)
+
+  def replace(self, **changes):
+    return dataclasses.replace(self, **changes)
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+
 @dataclasses.dataclass(frozen=True)
-class T5Config:
+class T5Config(ModelConfigBase):
   """Shape and numerics of an encoder-decoder T5 model.
 
   Defaults are mT5-small. `dtype` is the compute dtype (activations, matmuls);
@@ -43,34 +80,33 @@ class T5Config:
   # size drop); the numbers are the same. Checkpoints convert between the two layouts
   # on restore (xlt.models.scan_layout).
   scan_layers: bool = False
+  # PEQA (docs/peqa.md): weights quantized to quant_bits (0: not quantized; 2, 3, 4 or 8)
+  # by round-to-nearest, in groups of quant_group_size input rows (0: per output channel).
+  # quant_pattern is a regex matched (fullmatch) against each weight's module path, e.g.
+  # 'encoder/layers_0/mlp/wi_0' or 'shared' (the embedding); the default quantizes all.
+  quant_bits: int = 0
+  quant_group_size: int = 128
+  quant_pattern: str = ".*"
 
   def __post_init__(self):
     if self.feed_forward_proj not in ("gated-gelu", "relu"):
       raise ValueError(
           f"T5Config.feed_forward_proj must be 'gated-gelu' or 'relu', got {self.feed_forward_proj!r}")
-    if self.remat_policy not in REMAT_POLICIES:
-      raise ValueError(f"T5Config.remat_policy must be one of {REMAT_POLICIES}, "
-                       f"got {self.remat_policy!r}")
-    for name in ("dtype", "param_dtype"):
-      value = getattr(self, name)
-      try:
-        jnp.dtype(value)
-      except TypeError as e:
-        raise ValueError(f"T5Config.{name}={value!r} is not a dtype name") from e
+    self.check_common()
 
-  @property
-  def compute_dtype(self) -> Any:
-    return jnp.dtype(self.dtype)
 
-  @property
-  def weights_dtype(self) -> Any:
-    return jnp.dtype(self.param_dtype)
-
-  def replace(self, **changes) -> "T5Config":
-    return dataclasses.replace(self, **changes)
-
-  def to_dict(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)
+def check_quantization(config) -> None:
+  """The quant_* fields of a model config (T5Config, LlamaConfig), with the binding named."""
+  name = type(config).__name__
+  if config.quant_bits not in (0, 2, 3, 4, 8):
+    raise ValueError(f"{name}.quant_bits must be 0 (off), 2, 3, 4 or 8, got {config.quant_bits!r}")
+  if config.quant_group_size not in (0, 32, 64, 128, 256):
+    raise ValueError(f"{name}.quant_group_size must be 0 (per output channel), 32, 64, 128 "
+                     f"or 256, got {config.quant_group_size!r}")
+  try:
+    re.compile(config.quant_pattern)
+  except re.error as e:
+    raise ValueError(f"{name}.quant_pattern={config.quant_pattern!r} is not a regex: {e}") from None
 
 
 # Published mT5 dimensions (Xue et al. 2021; the released gin/HF configs).

@@ -13,7 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from xlt.kernels.quant_matmul import quant_matmul
 from xlt.models.config import T5Config
+from xlt.quant import rtn
 
 Initializer = Callable[..., jax.Array]
 NEG_INF = -1e10  # additive mask value, as in T5X
@@ -32,8 +34,10 @@ def fan_in_init(scale: float, in_axis, out_axis, distribution: str = "normal") -
 class DenseGeneral(nn.Module):
   """y = x . kernel, contracting the last `contract_dims` input dims; no bias.
 
-  The single place where T5 does a weight matmul, so that other parameterisations
-  (e.g. quantized kernels) can replace it in one spot.
+  The single place where a weight matmul happens, so other parameterisations replace it
+  in one spot: with the config's quant_bits set and the module path matching its
+  quant_pattern, the kernel is a quantized dict (xlt.quant.rtn) and the matmul is the
+  fused dequantize-matmul (xlt.kernels.quant_matmul).
   """
 
   features: tuple[int, ...]
@@ -46,12 +50,47 @@ class DenseGeneral(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     n = self.contract_dims
     kernel_shape = tuple(x.shape[-n:]) + tuple(self.features)
+    dtype = self.config.compute_dtype
+    if quantized_here(self):
+      k = int(np.prod(kernel_shape[:n]))
+      qkernel = quantized_param(self, "kernel", self.kernel_init, kernel_shape, n,
+                                (self.kernel_axes[0], self.kernel_axes[n]))
+      y = quant_matmul(x.reshape(-1, k).astype(dtype), qkernel["codes"], qkernel["scales"],
+                       qkernel["zeros"])  # [tokens, N]
+      return y.reshape(x.shape[:-n] + tuple(self.features))
     kernel = self.param("kernel", nn.with_logical_partitioning(self.kernel_init, self.kernel_axes),
                         kernel_shape, self.config.weights_dtype)
-    dtype = self.config.compute_dtype
     x, kernel = x.astype(dtype), kernel.astype(dtype)
     contract = (tuple(range(x.ndim - n, x.ndim)), tuple(range(n)))
     return lax.dot_general(x, kernel, (contract, ((), ())))
+
+
+def quantized_here(module: nn.Module) -> bool:
+  """Whether the config quantizes this module's weight (quant_bits, quant_pattern)."""
+  quantizes = getattr(module.config, "quantizes", None)
+  return quantizes is not None and quantizes("/".join(module.path))
+
+
+def quantized_param(module: nn.Module, name: str, init: Initializer, shape: tuple[int, ...],
+                    n_in: int, axes: tuple[str | None, str | None]) -> dict[str, jax.Array]:
+  """A weight of `shape` ([*in, *out]) stored as a quantized [K, N] kernel (xlt.quant.rtn):
+  initialised by quantizing `init`'s float weight; `axes` names K and N for sharding."""
+  cfg = module.config
+  k, n = int(np.prod(shape[:n_in])), int(np.prod(shape[n_in:]))
+
+  def init_quantized(rng):
+    w = init(rng, shape, jnp.float32).reshape(k, n)
+    try:
+      q = rtn.quantize(w, cfg.quant_bits, cfg.quant_group_size, cfg.weights_dtype)
+    except ValueError as e:
+      raise ValueError(f"quantizing {'/'.join(module.path)}/{name} {shape}: {e}; choose another "
+                       f"{type(cfg).__name__}.quant_group_size or leave this weight out of "
+                       "quant_pattern") from None
+    return {"codes": nn.LogicallyPartitioned(q["codes"], axes),
+            "scales": nn.LogicallyPartitioned(q["scales"], (None, axes[1])),
+            "zeros": nn.LogicallyPartitioned(q["zeros"], (None, axes[1]))}
+
+  return module.param(name, init_quantized)
 
 
 class RMSNorm(nn.Module):
@@ -70,21 +109,42 @@ class RMSNorm(nn.Module):
 
 
 class Embed(nn.Module):
-  """Token embedding table [vocab, embed]; also the tied output head when asked."""
+  """Token embedding table [vocab, embed]; also the tied output head when asked.
+  `stddev` of the initial table: 1.0 for T5, 0.02 for LLaMA (HF's inits)."""
 
   config: T5Config
+  stddev: float = 1.0
 
   def setup(self):
-    self.embedding = self.param(
-        "embedding", nn.with_logical_partitioning(nn.initializers.normal(1.0), ("vocab", "embed")),
-        (self.config.vocab_size, self.config.d_model), self.config.weights_dtype)
+    cfg = self.config
+    if quantized_here(self):  # stored as its transpose, a [embed, vocab] kernel (K = embed)
+      def transposed_init(rng, shape, dtype):
+        return nn.initializers.normal(self.stddev)(rng, shape[::-1], dtype).T
+      self.embedding = quantized_param(self, "embedding", transposed_init,
+                                       (cfg.d_model, cfg.vocab_size), 1, ("embed", "vocab"))
+    else:
+      self.embedding = self.param(
+          "embedding",
+          nn.with_logical_partitioning(nn.initializers.normal(self.stddev), ("vocab", "embed")),
+          (cfg.vocab_size, cfg.d_model), cfg.weights_dtype)
 
   def __call__(self, tokens: jax.Array) -> jax.Array:
-    x = jnp.take(self.embedding, tokens, axis=0).astype(self.config.compute_dtype)  # [b, l, d]
+    if rtn.is_quantized(self.embedding):
+      columns = {key: jnp.take(v, tokens.reshape(-1), axis=1) for key, v in self.embedding.items()}
+      x = rtn.dequantize(columns, self.config.d_model).T.reshape(tokens.shape + (-1,))
+      x = x.astype(self.config.compute_dtype)  # [b, l, d]
+    else:
+      x = jnp.take(self.embedding, tokens, axis=0).astype(self.config.compute_dtype)  # [b, l, d]
     return constrain(x, ("batch", "length", "embed"))
 
   def attend(self, x: jax.Array) -> jax.Array:
-    table = self.embedding.astype(self.config.compute_dtype)
+    dtype = self.config.compute_dtype
+    if rtn.is_quantized(self.embedding):
+      q = self.embedding
+      y = quant_matmul(x.reshape(-1, x.shape[-1]).astype(dtype), q["codes"], q["scales"],
+                       q["zeros"])  # [tokens, v]
+      return y.reshape(x.shape[:-1] + (-1,))
+    table = self.embedding.astype(dtype)
     return jnp.einsum("bld,vd->blv", x.astype(table.dtype), table)
 
 
