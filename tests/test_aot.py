@@ -73,6 +73,23 @@ def test_tiny_model_on_eight_fake_devices(capsys):
   assert "unlimited" in out  # CPU devices: no budget unless --memory_gib
 
 
+def test_peqa_llama_compiles_with_optimizer_state_for_the_scales_only(capsys):
+  """A decoder-only model and a PEQA run go through the same check: 4-bit weights, and
+  the optimizer holds moments for the scales alone."""
+  llama = TINY_RUN + ["--gin_file=gin/models/llama_tiny.gin", "--gin.MeshConfig.fsdp=4",
+                      "--gin.MeshConfig.model=2", "--topology", "local"]
+  code, out, err = _compile(capsys, *llama)
+  assert code == 0, err
+  full_params, full_opt = _row_bytes(out, "parameters"), _row_bytes(out, "optimizer state")
+  code, out, err = _compile(capsys, *llama, "--gin_file=gin/runs/peqa.gin",
+                            "--gin.LlamaConfig.quant_group_size=32")
+  assert code == 0, err
+  assert _row_bytes(out, "parameters") < 0.5 * full_params
+  # Per device: the scales are 1/32 of the weights (group 32) and split only over their
+  # output axis (model = 2), the weights' moments over all 8 devices: about 4/32 of it.
+  assert _row_bytes(out, "optimizer state") < 0.15 * full_opt
+
+
 _ONE_DEVICE = textwrap.dedent("""
     import sys
     for name in ("tensorflow", "seqio", "tensorflow_text", "tensorflow_datasets"):

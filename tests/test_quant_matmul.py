@@ -264,3 +264,16 @@ def test_tpu_kernel_lowers_for_tpu(monkeypatch):
       assert "tpu_custom_call" in lowered.as_text()
   finally:
     getattr(tpu_info.get_tpu_info, "cache_clear", lambda: None)()
+
+
+def test_environment_variable_chooses_the_implementation(monkeypatch):
+  """XLT_QUANT_MATMUL overrides the by-backend choice (the escape hatch for a kernel that
+  fails on some chip or jax version)."""
+  monkeypatch.setenv(qmm.IMPL_ENV, "tpu")
+  assert qmm.resolve_impl(None) == "tpu"
+  assert qmm.resolve_impl("xla") == "xla"  # an explicit impl still wins
+  monkeypatch.setenv(qmm.IMPL_ENV, "cuda")
+  with pytest.raises(ValueError, match="XLT_QUANT_MATMUL='cuda'"):
+    qmm.resolve_impl(None)
+  monkeypatch.delenv(qmm.IMPL_ENV)
+  assert qmm.resolve_impl(None) == "xla"  # CPU

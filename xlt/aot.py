@@ -27,7 +27,8 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding
 
 from xlt import losses, partitioning, tpu_env, train_state
-from xlt.models import T5Config, Transformer
+from xlt import models
+from xlt.models import ModelConfig
 from xlt.optimizers import OptimizerConfig
 from xlt.train_step import jit_train_step, make_train_step
 
@@ -198,7 +199,7 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str]) -> None:
 class StepConfig:
   """What the compiled train step depends on: the `train` arguments that shape it."""
 
-  model: T5Config
+  model: ModelConfig
   task_feature_lengths: dict[str, int]
   batch_size: int
   pack: bool = True
@@ -207,6 +208,7 @@ class StepConfig:
   mesh: partitioning.MeshConfig = partitioning.MeshConfig()
   num_microbatches: int = 1
   seed: int = 0
+  trainable_params: str | None = None
 
 
 def step_config_from_gin() -> StepConfig:
@@ -237,7 +239,7 @@ def step_config_from_gin() -> StepConfig:
   return StepConfig(model=arg("model"), task_feature_lengths=dict(data.task_feature_lengths),
                     batch_size=data.batch_size, pack=data.pack, optimizer=arg("optimizer"),
                     loss=arg("loss"), mesh=arg("mesh"), num_microbatches=arg("num_microbatches"),
-                    seed=arg("seed"))
+                    seed=arg("seed"), trainable_params=arg("trainable_params"))
 
 
 # --------------------------------------------------------------------------- sizes
@@ -264,18 +266,24 @@ def tree_bytes(tree: Any) -> tuple[int, int]:
 
 
 def abstract_batch(config: StepConfig, sharding: NamedSharding) -> dict[str, jax.ShapeDtypeStruct]:
-  """EncDecFeatureConverter's features ([batch, length] int32) as ShapeDtypeStructs."""
+  """The feature converter's features ([batch, length] int32) as ShapeDtypeStructs:
+  EncDecFeatureConverter's, or for a decoder-only model DecoderFeatureConverter's (one
+  sequence of inputs + targets)."""
   b = config.batch_size
   lengths = {"encoder": config.task_feature_lengths["inputs"],
              "decoder": config.task_feature_lengths["targets"]}
+  if models.is_decoder_only(config.model):
+    lengths = {"decoder": lengths["encoder"] + lengths["decoder"]}
 
   def spec(stack):
     return jax.ShapeDtypeStruct((b, lengths[stack]), jnp.int32, sharding=sharding)
 
-  batch = {"encoder_input_tokens": spec("encoder"), "decoder_input_tokens": spec("decoder"),
-           "decoder_target_tokens": spec("decoder"), "decoder_loss_weights": spec("decoder")}
+  batch = {"decoder_input_tokens": spec("decoder"), "decoder_target_tokens": spec("decoder"),
+           "decoder_loss_weights": spec("decoder")}
+  if "encoder" in lengths:
+    batch["encoder_input_tokens"] = spec("encoder")
   if config.pack:
-    for stack in ("encoder", "decoder"):
+    for stack in lengths:
       batch[f"{stack}_segment_ids"] = spec(stack)
       batch[f"{stack}_positions"] = spec(stack)
   return batch
@@ -382,7 +390,7 @@ class MemoryReport:
     micro = cfg.num_microbatches
     lines = [
         f"xlt compile: {self.num_params / 1e6:.2f}M parameters (d_model={model.d_model}, "
-        f"layers={model.num_encoder_layers}/{model.num_decoder_layers}, vocab={model.vocab_size}, "
+        f"layers={models.layers_text(model)}, vocab={model.vocab_size}, "
         f"{model.param_dtype} params, {model.dtype} compute"
         f", remat={model.remat_policy}{', scanned layers' if model.scan_layers else ''})",
         f"topology: {topo.name}: {len(topo.devices)} x {topo.device_kind} ({topo.platform})",
@@ -499,7 +507,8 @@ def compile_train_step(config: StepConfig, topology: Topology) -> MemoryReport:
                      f"{shards} devices (mesh {mesh_shape}); pick a multiple of {shards}")
   rules = config.mesh.rules
   tx, schedule = config.optimizer.build()
-  abstract, shardings, _ = train_state.state_shardings(config.model, tx, mesh, rules)
+  abstract, shardings, _ = train_state.state_shardings(config.model, tx, mesh, rules,
+                                                       config.trainable_params)
   # [shape, dtype, sharding] per leaf: what jit sees for the real state, with no buffers.
   state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                        abstract, shardings)
@@ -509,8 +518,8 @@ def compile_train_step(config: StepConfig, topology: Topology) -> MemoryReport:
   opt_bytes, opt_total = tree_bytes((state.step, state.opt_state))
   batch_bytes, _ = tree_bytes(batch)
 
-  step_fn = make_train_step(Transformer(config.model), tx, schedule, config.loss,
-                            config.num_microbatches, config.seed)
+  step_fn = make_train_step(models.build(config.model), tx, schedule, config.loss,
+                            config.num_microbatches, config.seed, config.trainable_params)
   compile_error = backend = None
   t0 = time.perf_counter()
   with partitioning.activation_rules(mesh, rules):

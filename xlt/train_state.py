@@ -10,8 +10,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from xlt import partitioning, trainable
-from xlt import models
+from xlt import models, partitioning, trainable
 from xlt.models import ModelConfig
 
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from xlt import losses, partitioning, trainable
-from xlt.models import Llama, Transformer
+from xlt.models import Llama
 from xlt.train_state import TrainState
 
 Batch = Mapping[str, jax.Array]
@@ -41,7 +41,7 @@ def _split_microbatches(batch: Batch, n: int) -> Batch:
   return {k: split(v) for k, v in batch.items()}
 
 
-def make_train_step(model: Transformer, optimizer: optax.GradientTransformation,
+def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
                     schedule: optax.Schedule, loss_config: losses.LossConfig,
                     num_microbatches: int = 1, dropout_seed: int = 0,
                     trainable_params: str | None = None
@@ -104,7 +104,7 @@ def jit_train_step(step_fn: Callable, state_shardings: Any, mesh) -> Any:
                  donate_argnums=(0,))
 
 
-def make_eval_step(model: Transformer) -> Callable[[Any, Batch], dict[str, jax.Array]]:
+def make_eval_step(model: nn.Module) -> Callable[[Any, Batch], dict[str, jax.Array]]:
   """(params, batch) -> sums to be added over a split (loss is per real target token)."""
 
   def step(params, batch: Batch):

@@ -22,7 +22,7 @@ from xlt.models import ModelConfig
 from xlt.optimizers import OptimizerConfig
 from xlt.quant import rtn
 from xlt.quant import tree as quant_tree
-from xlt.train_state import boxed_params, create_sharded_state, state_shardings
+from xlt.train_state import boxed_params, create_sharded_state
 from xlt.train_step import jit_train_step, make_train_step
 
 log = logging.getLogger(__name__)
@@ -109,9 +109,8 @@ def train(*, model_dir: str, model: ModelConfig, data: DataConfig, train_steps: 
   mesh_ = partitioning.make_mesh(mesh)
   rules = mesh.rules
   tx, schedule = optimizer.build()
-  abstract, _, _ = state_shardings(model, tx, mesh_, rules, trainable_params)
-  trainable.check(abstract.params, trainable_params)
   state, shardings, boxed = create_sharded_state(model, tx, mesh_, rules, seed, trainable_params)
+  trainable.check(state.params, trainable_params)
   partitioning.assert_params_sharded(state.params, boxed, mesh_, rules)
   _log_model(model, state.params, mesh_, trainable_params)
 
@@ -218,11 +217,9 @@ def _tokens(batch: dict[str, np.ndarray]) -> int:
 
 def _log_model(config: ModelConfig, params: Any, mesh, trainable_params: str | None) -> None:
   trained, n = trainable.count(params, trainable_params)
-  layers = (str(config.num_layers) if models.is_decoder_only(config)
-            else f"{config.num_encoder_layers}/{config.num_decoder_layers}")
   log.info("model: %s %.1fM parameters (d_model=%d, layers=%s, vocab=%d); mesh %s",
-           type(config).__name__, n / 1e6, config.d_model, layers, config.vocab_size,
-           dict(mesh.shape))
+           type(config).__name__, n / 1e6, config.d_model, models.layers_text(config),
+           config.vocab_size, dict(mesh.shape))
   if jax.process_index() == 0:
     quant = (f", {config.quant_bits}-bit weights {rtn.nbytes(params) / 2**20:.1f} MiB"
              if config.quant_bits else "")

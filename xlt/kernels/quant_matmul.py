@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 
 import jax
 import jax.numpy as jnp
@@ -48,8 +49,16 @@ def kernel_module(impl: str):
   return module
 
 
+IMPL_ENV = "XLT_QUANT_MATMUL"  # e.g. XLT_QUANT_MATMUL=xla: skip the kernels everywhere
+
+
 def resolve_impl(impl: str | None) -> str:
-  """None -> by `jax.default_backend()`: "gpu" and "tpu" get their kernel, else "xla"."""
+  """None -> $XLT_QUANT_MATMUL if set, else by `jax.default_backend()`: "gpu" and "tpu"
+  get their kernel, anything else "xla"."""
+  if impl is None and os.environ.get(IMPL_ENV):
+    impl = os.environ[IMPL_ENV]
+    if impl not in IMPLS:
+      raise ValueError(f"${IMPL_ENV}={impl!r}: expected one of {IMPLS}")
   if impl is None:
     backend = jax.default_backend()
     return backend if backend in ("gpu", "tpu") else "xla"

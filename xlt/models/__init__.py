@@ -18,11 +18,18 @@ ModelConfig = Union[T5Config, LlamaConfig]
 
 __all__ = ["MT5_SIZES", "TINY", "T5Config", "Transformer", "init_params", "LLAMA_SIZES",
            "LLAMA_TINY", "Llama", "LlamaConfig", "ModelConfig", "build", "is_decoder_only",
-           "config_from_dict"]
+           "config_from_dict", "layers_text"]
 
 
 def is_decoder_only(config: ModelConfig) -> bool:
   return isinstance(config, LlamaConfig)
+
+
+def layers_text(config: ModelConfig) -> str:
+  """'32' for a decoder-only model, '24/24' (encoder/decoder) for T5: for log lines."""
+  if is_decoder_only(config):
+    return str(config.num_layers)
+  return f"{config.num_encoder_layers}/{config.num_decoder_layers}"
 
 
 def build(config: ModelConfig) -> nn.Module:
