@@ -32,7 +32,7 @@ from xlt.kernels import quant_matmul as qmm
 from xlt.quant import rtn
 
 FULL = dict(m=(1, 16, 128, 2048), kn=(4096, 8192), bits=(4, 8), group=(128, 0))
-SMOKE = dict(m=(1, 16), kn=(256,), bits=(4, 8), group=(128, 0))
+SMOKE = dict(m=(16,), kn=(256,), bits=(4, 8), group=(128, 0))
 
 
 def seconds_per_call(fn, *args, iters: int, repeats: int = 3) -> float:

@@ -157,9 +157,12 @@ def test_bad_quantization_settings_name_the_weight_and_binding():
 
 @pytest.fixture(scope="module")
 def float_run(tmp_path_factory):
-  """A float tiny model trained a little: the checkpoint PEQA starts from."""
-  model_dir = tmp_path_factory.mktemp("float_run")
-  train_on_pulse_task(model_dir, TINY, steps=4, lr=1e-2)
+  """A float tiny checkpoint (random init, written as `xlt convert hf` writes one): what
+  PEQA starts from."""
+  from xlt.convert import hf_t5, output
+  model_dir = str(tmp_path_factory.mktemp("float_run"))
+  params = jax.device_get(nn.meta.unbox(boxed_params(TINY, jax.random.key(7))))
+  output.write_checkpoint(model_dir, params, TINY.to_dict(), hf_t5.gin_bindings(TINY))
   return model_dir
 
 
@@ -177,7 +180,8 @@ def test_peqa_trains_only_the_scales_and_lowers_the_loss(float_run, tmp_path):
   tuned = load_model(str(model_dir))
   assert tuned.config == qconfig  # the run's checkpoint records the quantized config
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tuned.params)
-  start = quant_tree.quantize_like(load_model(str(float_run)).params, abstract, qconfig)
+  start = jax.jit(lambda f: quant_tree.quantize_like(f, abstract, qconfig))(
+      load_model(str(float_run)).params)
   flat_start = traverse_util.flatten_dict(start)
   flat_tuned = traverse_util.flatten_dict(tuned.params)
   moved = []
@@ -219,7 +223,7 @@ def test_xlt_quantize_writes_a_checkpoint_that_loads_and_refuses_overwrites(floa
   reference = load_model(str(float_run))
   abstract = nn.meta.unbox(jax.eval_shape(lambda r: boxed_params(loaded.config, r),
                                           jax.random.key(0)))
-  want = quant_tree.quantize_like(reference.params, abstract, loaded.config)
+  want = jax.jit(lambda f: quant_tree.quantize_like(f, abstract, loaded.config))(reference.params)
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
                loaded.params, want)
   # A quantized checkpoint into a model quantized differently is refused, by name.
