@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= /tmp/xlt_demo
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): one per core, at most 4 (each holds 8 fake CPU devices).
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: demo test venv clean
 
@@ -41,7 +43,7 @@ demo: $(VENV)/.core
 	  --gin.OUTPUT_PATH="'$(DEMO_DIR)/infer/predictions.jsonl'"
 
 test: $(VENV)/.test
-	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

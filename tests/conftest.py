@@ -5,12 +5,21 @@ is imported). Tests that need one device build a mesh from jax.devices()[:1].
 """
 import os
 import pathlib
+import shutil
 import sys
+import tempfile
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One persistent compilation cache for the whole session, created fresh by the first
+# process (the xdist controller; workers and `python -m xlt` children inherit it): the
+# tiny train step that dozens of CLI tests compile is compiled once.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="xlt-test-jax-cache-")
+  os.environ["XLT_TEST_OWNS_JAX_CACHE"] = "1"
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -19,6 +28,13 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 if str(REPO_ROOT) not in sys.path:
   sys.path.insert(0, str(REPO_ROOT))
+
+
+def pytest_sessionfinish(session, exitstatus):
+  """The controller removes the session's compilation cache (workers leave it)."""
+  del session, exitstatus
+  if os.environ.get("XLT_TEST_OWNS_JAX_CACHE") and "PYTEST_XDIST_WORKER" not in os.environ:
+    shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
