@@ -5,9 +5,11 @@
   xlt tasks check [PATTERN] [--n 5]
 
 check renders the first rows of every registered template task whose data is present
-and exits non-zero if a template fails on its data, renders no row, or a cross-lingual
-template could not be localized; datasets whose files are absent are listed with where
-to get them, not counted as failures.
+and exits non-zero if a template fails on its data, renders no row (an empty or
+header-only file: the FAIL line names it), or a cross-lingual template could not be
+localized; datasets whose files are absent are listed with where to get them, not counted
+as failures. check and show also read every row of the local data files they use and
+print how many were read, kept and skipped (by reason; unreadable rows with file:line).
 """
 from __future__ import annotations
 
@@ -43,6 +45,15 @@ def _default_split(name: str, split: str | None) -> str:
   if split:
     return split
   return "validation" if "validation" in splits else splits[0]
+
+
+def _count_rows(source, split: str):
+  """Every row of `split` read once, for its read / kept / skipped counts."""
+  from xlt.data.sources.base import RowStats
+  stats = RowStats(f"{source.dataset}/{split}")
+  for _ in source.rows(split, stats):
+    pass
+  return stats
 
 
 def _list(args) -> int:
@@ -91,10 +102,19 @@ def _show(args) -> int:
     print(f"# {args.task}: dataset {info.dataset}, template {info.template.dataset}/"
           f"{info.template.name} ({info.template_language}, {info.template.style}, "
           f"answers {info.answer_language}), split {split}")
-  for i, row in enumerate(itertools.islice(render(split), args.n)):
-    print(f"--- example {i + 1}\n[inputs]\n{row['inputs']}\n[targets]\n{row['targets']}")
-    if row["answer_choices"]:
-      print(f"[choices]\n{' | '.join(row['answer_choices'])}")
+  try:
+    for i, row in enumerate(itertools.islice(render(split), args.n)):
+      print(f"--- example {i + 1}\n[inputs]\n{row['inputs']}\n[targets]\n{row['targets']}")
+      if row["answer_choices"]:
+        print(f"[choices]\n{' | '.join(row['answer_choices'])}")
+    source = template_tasks.SOURCES.get(args.task)
+    if source is not None and source.reads_local_files:
+      print(f"# rows: {_count_rows(source, split).summary()}")
+    elif (args.task, split) in template_tasks.STATS:
+      print(f"# rows (of those shown): {template_tasks.STATS[(args.task, split)].summary()}")
+  except ValueError as e:  # EmptyTaskError: no data rows, every row skipped
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   return 0
 
 
@@ -102,17 +122,22 @@ def _check(args) -> int:
   from xlt.data import template_tasks
   from xlt.data.sources.base import MissingDataError
   failures, missing, ok = [], {}, 0
+  to_count = {}  # (source, split) read by the tasks checked, once each
   for name, info in sorted(template_tasks.TASKS.items()):
     if info.score_eval or args.pattern not in name or name not in template_tasks.RENDERERS:
       continue
     split = _default_split(name, None)
+    source = template_tasks.SOURCES.get(name)
+    if source is not None and source.reads_local_files:
+      to_count.setdefault((id(source), split), (source, split))
     try:
       rendered = sum(1 for _ in itertools.islice(template_tasks.RENDERERS[name](split), args.n))
     except MissingDataError as e:
       missing.setdefault(f"{name.split('_', 1)[0]}:{info.dataset}", e.expected)
       continue
-    except ValueError as e:  # EmptyTaskError, malformed files
-      failures.append(f"{name}: {e}")
+    except ValueError as e:  # EmptyTaskError (no data rows, all skipped), malformed files
+      failures.append(f"{name} ({split}): "
+                      + str(e).removeprefix(f"task {name!r}, split {split!r}: "))
       continue
     stats = template_tasks.STATS.get((name, split))
     bad = {r: n for r, n in (stats.skipped.items() if stats else ()) if r.startswith("template:")}
@@ -125,8 +150,16 @@ def _check(args) -> int:
   failures += [f"cross-lingual: {p}" for p in crosslingual.PROBLEMS]
   for info in korani.MISSING:
     missing.setdefault(f"korani:{info.key}", f"in the KORANI release ({info.url})")
+  counts = []
+  for source, split in to_count.values():
+    try:
+      counts.append(_count_rows(source, split).summary())
+    except (MissingDataError, ValueError):
+      continue  # the tasks reading it are reported absent / FAIL already
   print(f"{ok} tasks render; {len(failures)} fail; {len(missing)} datasets absent "
         "(how to get each: docs/data.md, or `xlt tasks show TASK`)")
+  for summary in sorted(counts):
+    print(f"  rows    {summary}")
   for dataset, expected in sorted(missing.items()):
     print(f"  absent  {dataset}: expected {expected}")
   for failure in failures:

@@ -6,6 +6,8 @@ rendered text kept as *_pretokenized) and, when the template has answer choices,
 (T5/T0 rank classification) with `idx` = [example, choice] and `is_correct`. Rows are
 rendered lazily in the dataset function, so registering reads nothing from disk.
 What each task is (dataset, cluster, template axes) is kept in TASKS for `xlt tasks`.
+A split that yields no row (empty or header-only file, every row skipped) raises
+EmptyTaskError naming the task, the split and, where one is at fault, the file.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import seqio
 import tensorflow as tf
 
 from xlt.data import vocabulary
-from xlt.data.sources.base import RowStats, Source, drop
+from xlt.data.sources.base import DataFileError, RowStats, Source, drop
 from xlt.data.templates import Template, TemplateError
 
 SCORE_EVAL_SUFFIX = "_score_eval"
@@ -26,7 +28,8 @@ Adapter = Callable[[dict], "dict | None"]  # row of one schema -> row of another
 
 
 class EmptyTaskError(ValueError):
-  """Every row of a split was skipped: a wrong template or data in the wrong format."""
+  """A split gives no row: no data rows in its files, a wrong template, or data in the
+  wrong format."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +54,23 @@ class TaskInfo:
 TASKS: dict[str, TaskInfo] = {}
 STATS: dict[tuple[str, str], RowStats] = {}  # (task, split) -> counts of the latest pass
 RENDERERS: dict[str, Callable[[str], Iterator[dict]]] = {}  # task -> split -> rendered rows
+SOURCES: dict[str, Source] = {}  # task -> the source it reads (`xlt tasks` counts its rows)
+
+
+def source_rows(name: str, source: Source, split: str, stats: RowStats) -> Iterator[dict]:
+  """`source.rows`, with a data file's error naming the task and split as well."""
+  try:
+    yield from source.rows(split, stats)
+  except DataFileError as e:
+    raise EmptyTaskError(f"task {name!r}, split {split!r}: {e}") from e
+
+
+def check_not_empty(name: str, split: str, stats: RowStats) -> None:
+  if not stats.read:
+    raise EmptyTaskError(f"task {name!r}, split {split!r}: the data has no rows")
+  if not stats.kept:
+    raise EmptyTaskError(f"task {name!r}, split {split!r}: all {stats.read} rows were "
+                         f"skipped ({stats.summary()}); check the template and the data")
 
 
 def rendered_rows(name: str, source: Source, template: Template, split: str,
@@ -58,7 +78,7 @@ def rendered_rows(name: str, source: Source, template: Template, split: str,
   """{inputs, targets, answer_choices} for every row that renders; the rest counted."""
   source.check_split(split)
   stats = STATS[(name, split)] = RowStats(f"{name}/{split}")
-  for row in source.rows(split, stats):
+  for row in source_rows(name, source, split, stats):
     if adapter is not None:
       row = adapter(row)
       if row is None:
@@ -75,9 +95,7 @@ def rendered_rows(name: str, source: Source, template: Template, split: str,
     yield {"inputs": out.inputs, "targets": out.targets,
            "answer_choices": list(out.answer_choices or ())}
   stats.log()
-  if stats.read and not stats.kept:
-    raise EmptyTaskError(f"task {name!r}, split {split!r}: all {stats.read} rows were "
-                         f"skipped ({stats.summary()}); check the template and the data")
+  check_not_empty(name, split, stats)
 
 
 def rank_classification_rows(rows: Iterator[dict],
@@ -146,6 +164,7 @@ def register(name: str, source: Source, template: Template, *, cluster: str,
   make_rows = lambda split: rendered_rows(name, source, template, split, adapter)  # noqa: E731
   names = [_add(name, _dataset_fn(make_rows, False), splits, info)]
   RENDERERS[name] = make_rows
+  SOURCES[name] = source
   if template.answer_choices is not None:
     def score_rows(split: str) -> Iterator[dict]:
       return rank_classification_rows(
@@ -165,11 +184,13 @@ def register_prerendered(name: str, source: Source, *, cluster: str, language: s
   def make_rows(split: str) -> Iterator[dict]:
     source.check_split(split)
     stats = STATS[(name, split)] = RowStats(f"{name}/{split}")
-    yield from source.rows(split, stats)
+    yield from source_rows(name, source, split, stats)
     stats.log()
+    check_not_empty(name, split, stats)
 
   names = [_add(name, _dataset_fn(make_rows, False), splits, info)]
   RENDERERS[name] = make_rows
+  SOURCES[name] = source
   names.append(_add(name + SCORE_EVAL_SUFFIX,
                     _dataset_fn(lambda s: rank_classification_rows(
                         r for r in make_rows(s) if r["answer_choices"]), True), splits,

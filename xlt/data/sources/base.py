@@ -3,8 +3,11 @@
 A source knows its splits without touching the disk; `rows(split, stats)` opens files
 only when called, yields one dict of fields per kept row, and counts every row read,
 kept or skipped (by reason) in `stats`, so a long run never dies on one bad row and
-the user can see what was dropped. A missing file raises MissingDataError naming the
-dataset, the path that was expected and how to obtain it.
+the user can see what was dropped. A row that cannot even be read (bytes that are not
+UTF-8, a line that does not parse) is skipped with its file and line, logged as a warning
+(the first few per file, then only counted). A missing file raises MissingDataError
+naming the dataset, the path that was expected and how to obtain it; a file that holds no
+data row at all (empty, header only) raises DataFileError naming the file.
 """
 from __future__ import annotations
 
@@ -15,6 +18,9 @@ import logging
 from typing import Iterator
 
 SPLITS = ("train", "validation", "test")
+LOGGED_ROWS_PER_FILE = 3  # unreadable rows warned about one by one; later ones only counted
+
+_log = logging.getLogger("xlt.data")
 
 
 class MissingDataError(FileNotFoundError):
@@ -25,27 +31,80 @@ class MissingDataError(FileNotFoundError):
     super().__init__(f"dataset {dataset!r}: expected {expected}, not found. {how_to_get}")
 
 
+class DataFileError(ValueError):
+  """A data file that cannot give a single row: empty, header only, unreadable header."""
+
+  def __init__(self, path, problem: str):
+    self.path, self.problem = str(path), problem
+    super().__init__(f"{path}: {problem}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Location:
+  """Where a raw row sits: a line of a text file, or an item of a JSON list."""
+
+  path: str
+  line: int
+  unit: str = "line"
+
+  def __str__(self) -> str:
+    if self.unit == "line":
+      return f"{self.path}:{self.line}"
+    return f"{self.path} ({self.unit} {self.line})"
+
+
+# Per process, so that a file re-read by many tasks (templates) or epochs warns once.
+_warned: dict[str, set[int]] = collections.defaultdict(set)
+
+
+def _warn_unreadable(where: Location, reason: str) -> None:
+  seen = _warned[where.path]
+  if where.line in seen or len(seen) > LOGGED_ROWS_PER_FILE:
+    return
+  seen.add(where.line)
+  if len(seen) <= LOGGED_ROWS_PER_FILE:
+    _log.warning("skipped the row at %s: %s", where, reason)
+  else:
+    _log.warning("%s: more unreadable rows; they are skipped and counted, not logged "
+                 "(`xlt tasks check` prints the counts)", where.path)
+
+
 @dataclasses.dataclass
 class RowStats:
-  """Rows read / kept / skipped by reason, for one (dataset, split)."""
+  """Rows read / kept / skipped by reason, for one (dataset, split); for rows that could
+  not be read, where the first few were."""
 
   name: str = ""
   read: int = 0
   kept: int = 0
   skipped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+  where: dict[str, list[Location]] = dataclasses.field(default_factory=dict)
 
-  def skip(self, reason: str) -> None:
+  def skip(self, reason: str, where: Location | None = None) -> None:
     self.skipped[reason] += 1
+    if where is None:
+      return
+    _warn_unreadable(where, reason)
+    first = self.where.setdefault(reason, [])
+    if len(first) < LOGGED_ROWS_PER_FILE:
+      first.append(where)
 
   def summary(self) -> str:
     parts = [f"read {self.read}", f"kept {self.kept}"]
     if self.skipped:
-      reasons = ", ".join(f"{n} {r}" for r, n in self.skipped.most_common())
+      reasons = ", ".join(self._reason(r, n) for r, n in self.skipped.most_common())
       parts.append(f"skipped {sum(self.skipped.values())} ({reasons})")
     return f"{self.name}: " + ", ".join(parts)
 
+  def _reason(self, reason: str, count: int) -> str:
+    first = self.where.get(reason)
+    if not first:
+      return f"{count} {reason}"
+    more = ", ..." if count > len(first) else ""
+    return f"{count} {reason} at {', '.join(map(str, first))}{more}"
+
   def log(self) -> None:
-    logging.getLogger("xlt.data").info(self.summary())
+    _log.log(logging.WARNING if self.where else logging.INFO, self.summary())
 
 
 class Source(abc.ABC):
@@ -54,6 +113,9 @@ class Source(abc.ABC):
   dataset: str          # catalogue key
   splits: tuple[str, ...]
   fields: tuple[str, ...] = ()
+  # Rows come from local files of modest size: `xlt tasks check / show` read whole splits
+  # to count rows read / kept / skipped (not P3's Hugging Face sets: millions of rows).
+  reads_local_files: bool = False
 
   @abc.abstractmethod
   def rows(self, split: str, stats: RowStats) -> Iterator[dict]:

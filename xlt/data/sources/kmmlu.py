@@ -191,7 +191,7 @@ class KmmluSource(Source):
       where = f"{path.name} row {number}"
       stats.read += 1
       if isinstance(item, kr.Bad):
-        stats.skip(f"{where}: {item.reason}")
+        stats.skip(f"{where}: {item.reason}", item.where)
         continue
       try:
         row = self._build(item)

@@ -6,7 +6,9 @@ Columns: input, output, choices, dataset_name, id. `choices` is "|||"-joined, or
 when the options are written in the prompt. train/dev mix the dataset's templates;
 each test_tmp<k>.csv is the test set rendered with template k.
 
-`scan()` only lists directories (no file is opened); rows are read when requested.
+`scan()` only lists directories (no file is opened); rows are read when requested. A row
+with bytes that are not UTF-8 is skipped and counted with its line; a file without data
+rows raises DataFileError.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ import re
 import sys
 from typing import Iterator
 
-from xlt.data.sources.base import MissingDataError, RowStats, Source
+from xlt.data.sources import korean_readers
+from xlt.data.sources.base import DataFileError, Location, MissingDataError, RowStats, Source
 
 ENV_VAR = "XLT_KORANI_DIR"
 COLUMNS = ("input", "output", "choices", "dataset_name", "id")
@@ -68,6 +71,7 @@ class KoraniSource(Source):
   """Rows of one KORANI dataset: train/validation files, or one test template file."""
 
   fields = ("inputs", "targets", "answer_choices", "id")
+  reads_local_files = True
 
   def __init__(self, dataset: str, relative_dir: str, test_template: int | None = None,
                root: str | os.PathLike | None = None):
@@ -91,16 +95,29 @@ class KoraniSource(Source):
     path = self.path(split)
     if not path.is_file():
       raise MissingDataError(self.dataset, str(path), HOW_TO_GET)
-    with open(path, encoding="utf-8-sig", newline="") as f:
+    with korean_readers.open_text(path) as f:
       reader = csv.DictReader(f)
-      missing = [c for c in ("input", "output", "choices") if c not in (reader.fieldnames or ())]
+      if reader.fieldnames is None:
+        raise DataFileError(path, "empty file (no header, no data rows)")
+      if korean_readers.undecodable(reader.fieldnames):
+        raise DataFileError(path, "line 1 (the header) is not valid UTF-8; re-download it")
+      missing = [c for c in ("input", "output", "choices") if c not in reader.fieldnames]
       if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; a KORANI CSV has columns "
-                         f"{', '.join(COLUMNS)} (found {reader.fieldnames})")
-      for line, row in enumerate(reader, start=2):
+        raise DataFileError(path, f"missing column(s) {missing}; a KORANI CSV has columns "
+                            f"{', '.join(COLUMNS)} (found {reader.fieldnames})")
+      data_rows = 0
+      while True:
+        line = reader.line_num + 1  # where the next row starts; quoted fields span lines
+        row = next(reader, None)
+        if row is None:
+          break
         stats.read += 1
+        data_rows += 1
+        if korean_readers.undecodable(list(row.values())):
+          stats.skip(korean_readers.INVALID_UTF8, Location(str(path), line))
+          continue
         if None in row or any(row.get(c) is None for c in ("input", "output", "choices")):
-          stats.skip("malformed row (wrong number of columns)")
+          stats.skip("malformed row (wrong number of columns)", Location(str(path), line))
           continue
         inputs, targets = row["input"].strip(), row["output"].strip()
         if not inputs or not targets:
@@ -113,3 +130,5 @@ class KoraniSource(Source):
         stats.kept += 1
         yield {"inputs": inputs, "targets": targets, "answer_choices": choices,
                "id": row.get("id") or f"{path.name}:{line}"}
+    if not data_rows:
+      raise DataFileError(path, "no data rows (header only)")

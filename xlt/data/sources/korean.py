@@ -59,6 +59,7 @@ class KoreanSource(Source):
 
   files: Mapping[str, tuple[tuple[str, ...], ...]] = {}
   how_to_get: str = ""
+  reads_local_files = True
 
   def __init__(self, root: str | os.PathLike | None = None):
     self._root = None if root is None else pathlib.Path(root)
