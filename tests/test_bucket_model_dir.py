@@ -84,7 +84,10 @@ def test_eval_and_infer_read_the_checkpoint_and_write_results_there(gcs, workdir
   code, out = _xlt(gcs, workdir, "eval", f"--gin_file={REPO_ROOT}/gin/experiments/demo_eval.gin",
                    f"--gin.CHECKPOINT_PATH='{RUN_DIR}'", "--gin.TASK_FEATURE_LENGTHS=None")
   assert code == 0, out[-4000:]
-  folder = "runs/demo/eval/demo_mix-validation-step6/"
+  # <mixture>-<split>-step<N>-<decode method>-<settings hash>/ (xlt.evaluation)
+  folder = next(n for n in gcs.objects("runs/demo/eval/")
+                if n.startswith("runs/demo/eval/demo_mix-validation-step6-greedy-")
+                and n.endswith("/results.json")).rsplit("/", 1)[0] + "/"
   written = set(gcs.objects(folder))
   assert {folder + f for f in ("results.json", "results.md", "results.png")} <= written
   assert folder + "predictions/demo_en_addition__what_is.jsonl" in written

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import seqio
 
-from xlt import checkpoints, cli, eval_results, evaluation, metrics
-from xlt.data import template_tasks, vocabulary
+from xlt import checkpoints, cli, decoding, eval_results, evaluation, metrics
+from xlt.data import DataConfig, template_tasks, vocabulary
 from xlt.loaded_model import load_model
 from xlt.models import T5Config, Transformer
 
@@ -32,6 +32,12 @@ def run(tmp_path_factory):
   return model_dir
 
 
+def _out_dir(run, step):
+  """The folder of the (greedy, default settings) evaluation of MIXTURE at `step`."""
+  found = list((run / "eval").glob(f"{MIXTURE}-validation-step{step}-greedy-*"))
+  return found[0] if found else run / "eval" / "missing"
+
+
 def _eval(checkpoint, monkeypatch, tmp_path_factory):
   monkeypatch.setenv("XLT_KO_DATA_DIR", str(tmp_path_factory.mktemp("no_korean_data")))
   return cli.main(["eval", "--gin_file=gin/runs/eval.gin", f"--gin.CHECKPOINT_PATH='{checkpoint}'",
@@ -43,7 +49,7 @@ def _eval(checkpoint, monkeypatch, tmp_path_factory):
 def test_eval_scores_decodes_and_skips(run, monkeypatch, tmp_path_factory, capsys):
   assert _eval(run, monkeypatch, tmp_path_factory) == 0
   printed = capsys.readouterr().out
-  out_dir = run / "eval" / f"{MIXTURE}-validation-step20"
+  out_dir = _out_dir(run, 20)
   results = json.loads((out_dir / "results.json").read_text())
   assert results["step"] == 20 and set(results["tasks"]) == {SCORED, GENERATED}
   assert "MissingDataError" in results["skipped"][MISSING] and "beep/dev.tsv" in \
@@ -69,9 +75,9 @@ def test_eval_scores_decodes_and_skips(run, monkeypatch, tmp_path_factory, capsy
 
 def test_rank_classification_matches_direct_argmax(run, monkeypatch, tmp_path_factory):
   """The reported accuracy equals an independent argmax over per-choice log-probs."""
-  out_dir = run / "eval" / f"{MIXTURE}-validation-step20"
-  if not (out_dir / "results.json").exists():
+  if not (_out_dir(run, 20) / "results.json").exists():
     assert _eval(run, monkeypatch, tmp_path_factory) == 0
+  out_dir = _out_dir(run, 20)
   reported = json.loads((out_dir / "results.json").read_text())["tasks"][SCORED]["metrics"]
   model = Transformer(T5Config(**checkpoints.read_model_config(str(run))))
   params = load_model(str(run)).params
@@ -103,11 +109,10 @@ def test_rank_classification_matches_direct_argmax(run, monkeypatch, tmp_path_fa
 
 def test_report_compares_two_checkpoints(run, monkeypatch, tmp_path_factory, capsys):
   assert _eval(run / "checkpoints" / "10", monkeypatch, tmp_path_factory) == 0
-  if not (run / "eval" / f"{MIXTURE}-validation-step20" / "results.json").exists():
+  if not (_out_dir(run, 20) / "results.json").exists():
     assert _eval(run, monkeypatch, tmp_path_factory) == 0
   capsys.readouterr()
-  first = run / "eval" / f"{MIXTURE}-validation-step10"
-  second = run / "eval" / f"{MIXTURE}-validation-step20"
+  first, second = _out_dir(run, 10), _out_dir(run, 20)
   out = run / "report"
   assert cli.main(["report", str(first), str(second), "--names", "step10,step20",
                    "--out", str(out)]) == 0
@@ -122,11 +127,26 @@ def test_report_compares_two_checkpoints(run, monkeypatch, tmp_path_factory, cap
   assert "2 evaluations" in capsys.readouterr().err
 
 
-def test_default_output_dir_is_per_mixture_split_and_step():
-  assert evaluation.default_output_dir("/r/run/checkpoints/30", "m", "test", 30) == \
-      "/r/run/eval/m-test-step30"
-  assert evaluation.default_output_dir("/r/run", "a/b", "validation", 7) == \
-      "/r/run/eval/a_b-validation-step7"
+def test_default_output_dir_is_per_mixture_split_step_and_settings():
+  data = DataConfig("m", None, split="test", num_epochs=1)
+  greedy = evaluation.result_settings(data, decoding.DecodeConfig(), evaluators=None,
+                                      length_normalize=False, model=None)
+  key = eval_results.settings_hash(greedy)
+  assert evaluation.default_output_dir("/r/run/checkpoints/30", "m", "test", 30, greedy) == \
+      f"/r/run/eval/m-test-step30-greedy-{key}"
+  assert evaluation.default_output_dir("/r/run", "a/b", "validation", 7, greedy) == \
+      f"/r/run/eval/a_b-validation-step7-greedy-{key}"
+  # Options the method does not use change nothing; the ones it uses, and lengths, do.
+  unused = evaluation.result_settings(data, decoding.DecodeConfig(num_beams=8),
+                                      evaluators=None, length_normalize=False, model=None)
+  assert eval_results.settings_hash(unused) == key
+  beams = [evaluation.result_settings(data, decoding.DecodeConfig("beam", num_beams=n),
+                                      evaluators=None, length_normalize=False, model=None)
+           for n in (2, 4)]
+  capped = evaluation.result_settings(
+      DataConfig("m", {"inputs": 64, "targets": 8}, split="test", num_epochs=1),
+      decoding.DecodeConfig(), evaluators=None, length_normalize=False, model=None)
+  assert len({key, *(eval_results.settings_hash(s) for s in beams + [capped])}) == 4
 
 
 def test_eval_lengths_round_up_and_cap():

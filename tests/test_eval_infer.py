@@ -48,7 +48,8 @@ def test_eval_loss_matches_direct_computation(run_dir, capsys):
   assert code == 0
   printed = capsys.readouterr().out
   assert TASK in printed and "token_accuracy" in printed
-  with open(run / "eval" / f"{TASK}-validation-step7" / "results.json") as f:
+  (folder,) = (run / "eval").glob(f"{TASK}-validation-step7-greedy-*")
+  with open(folder / "results.json") as f:
     results = json.load(f)
   assert results["step"] == 7 and results["split"] == "validation"
   assert results["tasks"][TASK]["evaluator"] == "teacher_forced"

@@ -101,3 +101,32 @@ def test_report_differences_in_points(tmp_path, capsys):
 def test_report_names_a_missing_run(tmp_path, capsys):
   assert cli.main(["report", str(tmp_path / "missing")]) == 2
   assert "no results.json" in capsys.readouterr().err
+
+
+def test_a_folder_is_claimed_written_whole_and_replaced_only_when_asked(tmp_path):
+  folder = tmp_path / "eval" / "mix-validation-step5-greedy-0123abcd"
+  tmp = eval_results.claim(str(folder), overwrite=False)
+  assert tmp.name == folder.name + ".tmp" and not folder.exists()
+  _write(tmp, TASKS)
+  eval_results.publish(tmp, str(folder))
+  assert (folder / "results.json").exists() and not tmp.exists()
+  # A run directory lists finished evaluations only, not one being written.
+  (tmp_path / "eval" / "other.tmp").mkdir()
+  (tmp_path / "eval" / "other.tmp" / "results.json").write_text("{}")
+  assert eval_results.load(str(tmp_path))["mixture"] == "mix"
+  with pytest.raises(eval_results.ResultsExistError, match="--gin.evaluate.overwrite=True"):
+    eval_results.claim(str(folder), overwrite=False)
+  # A swap cut short between its two renames: the old result goes back in place.
+  folder.rename(folder.parent / (folder.name + ".old.tmp"))
+  with pytest.raises(eval_results.ResultsExistError, match="complete evaluation"):
+    eval_results.claim(str(folder), overwrite=False)
+  eval_results.claim(str(folder), overwrite=True)
+  assert (folder / "results.json").exists()
+
+
+def test_a_folder_that_is_not_an_evaluation_is_never_replaced(tmp_path):
+  (tmp_path / "notes.txt").write_text("mine")
+  for overwrite in (False, True):
+    with pytest.raises(eval_results.ResultsExistError, match="notes.txt"):
+      eval_results.claim(str(tmp_path), overwrite=overwrite)
+  assert (tmp_path / "notes.txt").read_text() == "mine"
