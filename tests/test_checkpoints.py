@@ -90,10 +90,14 @@ def test_corrupted_latest_falls_back_and_is_saved_again(tmp_path, caplog):
     _assert_trees_equal(restored_state.params, step1.params)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
                 and r.name == "xlt.checkpoints"]
-    assert any(f"{directory}/2 is unreadable" in w and "falling back to step 1" in w
-               for w in warnings), warnings
-    # Retraining reaches step 2 again: that save must replace the unreadable one, not be
-    # refused because orbax already lists a step 2.
+    assert any(f"{directory}/2 is unreadable" in w for w in warnings), warnings
+    assert any(f"falling back to step 1 of {directory}" in w for w in warnings), warnings
+    # Moved aside, never deleted: its files are all still there.
+    [aside] = glob.glob(str(directory / checkpoints.UNREADABLE_DIR / "2-*"))
+    for f in data_files:
+      assert os.path.getsize(os.path.join(aside, os.path.relpath(f, directory / "2"))) == 8
+    # Retraining reaches step 2 again: that save is not refused because orbax already
+    # lists a step 2.
     assert ckpt.save(2, step2, {"batches_consumed": 2}, TINY.to_dict())
     ckpt.wait()
   finally:
@@ -121,10 +125,35 @@ def test_unfinished_save_is_ignored(tmp_path, caplog):
     step, restored_state, data_state = _restore_latest(directory, state, shardings)
   assert step == 1 and data_state == {"batches_consumed": 1}
   _assert_trees_equal(restored_state.params, step1.params)
-  assert not [r for r in caplog.records if r.name == "xlt.checkpoints"]
+  # The run that opens the checkpoints (holding MODEL_DIR's lock) removes it, and says so.
+  assert not partial.exists()
+  assert [r.getMessage() for r in caplog.records if r.name == "xlt.checkpoints"] == [
+      f"removing {partial}: an unfinished save left by an interrupted run"]
   # The interrupted step can be saved for real afterwards.
   _save(directory, [(2, _shifted(state, 2.0))])
   assert _restore_latest(directory, state, shardings)[0] == 2
+
+
+def test_no_readable_checkpoint_stops_unless_asked_to_discard(tmp_path):
+  state, shardings, _ = _state()
+  directory = tmp_path / "checkpoints"
+  _save(directory, [(1, state), (2, _shifted(state, 1.0))])
+  for step in (1, 2):
+    (directory / str(step) / "params" / "_METADATA").rename(tmp_path / f"_METADATA.{step}")
+  listing = sorted(glob.glob(str(directory / "**"), recursive=True))
+  with pytest.raises(checkpoints.UnreadableCheckpointsError) as info:
+    _restore_latest(directory, state, shardings)
+  assert "step 2 (" in str(info.value) and "step 1 (" in str(info.value)
+  assert sorted(glob.glob(str(directory / "**"), recursive=True)) == listing
+  ckpt = checkpoints.Checkpointer(str(directory), checkpoints.CheckpointConfig(
+      save_every_steps=1, discard_unreadable=True))
+  try:
+    assert ckpt.restore_latest(state, shardings) is None
+    assert ckpt.latest_step() is None
+  finally:
+    ckpt.close()
+  assert sorted(os.listdir(directory / checkpoints.UNREADABLE_DIR))[0].startswith("1-")
+  assert len(os.listdir(directory / checkpoints.UNREADABLE_DIR)) == 2
 
 
 def test_restore_onto_a_different_mesh(tmp_path):

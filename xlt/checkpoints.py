@@ -1,5 +1,11 @@
 """orbax checkpoints: async periodic saves, resume from the latest good one, resharding.
 
+A checkpoint that cannot be read is never deleted: when an older one can be read, the
+unreadable newer ones are moved aside to `checkpoints/unreadable/<step>-<time>` (out of
+orbax's view, so the run can save those steps again); when none can be read, the run
+stops and names each step, unless CheckpointConfig.discard_unreadable asks to move them
+all aside and start over.
+
 A step directory holds the items
   params          the model parameters (also all that `xlt convert hf` writes)
   opt_state       optimizer state
@@ -11,8 +17,10 @@ shardings it is given.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
-from typing import Any
+import sys
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -26,15 +34,40 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointConfig:
-  """save_every_steps: period of async saves; keep: how many to keep (None = all)."""
+  """save_every_steps: period of async saves; keep: how many to keep (None = all).
+
+  discard_unreadable: when MODEL_DIR has checkpoints and none can be read, move them all
+  aside (checkpoints/unreadable/) and start over, instead of stopping. Off: a transient
+  read problem (a bucket or NFS hiccup) must not cost a run its progress."""
 
   save_every_steps: int = 1000
   keep: int | None = 3
   async_save: bool = True
+  discard_unreadable: bool = False
 
 
 class IncompatibleCheckpointError(ValueError):
   pass
+
+
+class UnreadableCheckpointsError(IncompatibleCheckpointError):
+  """No checkpoint of the run can be read: unusable for this run like an incompatible one."""
+
+
+UNREADABLE_DIR = "unreadable"  # under checkpoints/: steps moved out of orbax's view
+
+
+def _short_reason(error: Exception) -> str:
+  text = (str(error).splitlines() or [""])[0].strip()
+  text = text[:120] + "..." if len(text) > 120 else text
+  return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _unreadable_error(directory: str, reasons: dict[int, str], hint: str) -> \
+    UnreadableCheckpointsError:
+  steps = "; ".join(f"step {step} ({reason})" for step, reason in reasons.items())
+  return UnreadableCheckpointsError(
+      f"no checkpoint in {directory} can be read: {steps}. {hint}")
 
 
 ITEM_HANDLERS = {
@@ -92,26 +125,24 @@ def check_compatible(stored: Any, expected: Any, where: str, what: str = "the mo
 
 
 class Checkpointer:
-  """Saves and restores train states under `directory` (the run's MODEL_DIR/checkpoints)."""
+  """Saves and restores train states under `directory` (the run's MODEL_DIR/checkpoints).
+
+  Opened by the run that holds MODEL_DIR's lock (xlt.run_lock): unfinished saves left in
+  it by an interrupted run (orbax's `<step>.orbax-checkpoint-tmp` folders, never a
+  complete checkpoint) are removed first."""
 
   def __init__(self, directory: str, config: CheckpointConfig = CheckpointConfig()):
     self.directory = directory
+    self.config = config
+    if jax.process_index() == 0:
+      remove_unfinished_saves(directory)
     options = ocp.CheckpointManagerOptions(
         save_interval_steps=config.save_every_steps, max_to_keep=config.keep,
         enable_async_checkpointing=config.async_save, create=True)
     self.manager = open_manager(directory, options)
-    self._unreadable: list[int] = []  # steps restore_latest skipped
 
   def save(self, step: int, state, data_state: dict, model_config: dict,
            force: bool = False) -> bool:
-    # orbax saves no step <= its latest one, so an unreadable step skipped on restore
-    # would block saving the retrained steps: replace it when its turn comes.
-    for stale in [s for s in self._unreadable if s >= step]:
-      self._unreadable.remove(stale)
-      if stale in self.manager.all_steps():
-        log.warning("removing unreadable checkpoint %s/%s to save step %d", self.directory,
-                    stale, step)
-        self.manager.delete(stale)
     args = ocp.args.Composite(
         params=ocp.args.StandardSave(state.params),
         opt_state=ocp.args.StandardSave(state.opt_state),
@@ -123,49 +154,82 @@ class Checkpointer:
     return self.manager.latest_step()
 
   def restore_latest(self, abstract_state, shardings) -> tuple[int, Any, dict] | None:
-    """(step, state, data_state) from the newest readable checkpoint, or None.
+    """(step, state, data_state) from the newest readable checkpoint, or None if there is
+    no checkpoint.
 
     A checkpoint that fails to read (partially written, corrupted) is skipped with a
-    warning and the one before it is used; a config mismatch is an error, not skipped.
+    warning, the one before it is used, and the skipped ones are moved aside so their
+    steps can be saved again. When none can be read: UnreadableCheckpointsError, nothing
+    touched (or, with CheckpointConfig.discard_unreadable, all moved aside and None).
+    A config mismatch is an error, not skipped.
     """
     steps = sorted(self.manager.all_steps(), reverse=True)
-    self._unreadable = []
-    for i, step in enumerate(steps):
+    unreadable: dict[int, str] = {}
+    for step in steps:
       try:
-        metadata = self.manager.item_metadata(step)
-        stored, stored_opt = metadata["params"], metadata["opt_state"]
-        if stored is None or stored_opt is None:
-          raise ValueError("no params or opt_state metadata")
+        restored = self._restore(step, abstract_state, shardings)
+      except IncompatibleCheckpointError:
+        raise
       except Exception as e:  # noqa: BLE001 - any read failure means "not usable"
-        self._warn_unreadable(step, e, steps[i + 1:])
+        unreadable[step] = _short_reason(e)
+        _quiet_late_read_callbacks()
+        log.warning("checkpoint %s/%s is unreadable (%s)", self.directory, step,
+                    unreadable[step])
         continue
-      where = f"{self.directory} (step {step})"
-      check_compatible(_tree_metadata(stored), abstract_state.params, where)
-      # A changed optimizer is a config error too, not a reason to silently start over.
-      check_compatible(_tree_metadata(stored_opt),
-                       ocp.tree.serialize_tree(abstract_state.opt_state, keep_empty_nodes=True),
-                       where, what="the optimizer config (OptimizerConfig)",
-                       kind="optimizer state entry")
-      try:
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            params=ocp.args.StandardRestore(_abstract(abstract_state.params, shardings.params)),
-            opt_state=ocp.args.StandardRestore(
-                _abstract(abstract_state.opt_state, shardings.opt_state)),
-            data_iterator=ocp.args.JsonRestore()))
-      except Exception as e:  # noqa: BLE001
-        self._warn_unreadable(step, e, steps[i + 1:])
-        continue
-      state = abstract_state.replace(step=jax.device_put(np.int32(step), shardings.step),
-                                     params=restored["params"],
-                                     opt_state=restored["opt_state"])
-      return step, state, dict(restored["data_iterator"])
+      if unreadable:
+        log.warning("falling back to step %d of %s", step, self.directory)
+        self._move_aside(unreadable)
+      return restored
+    if not unreadable:
+      return None
+    if not self.config.discard_unreadable:
+      raise _unreadable_error(
+          self.directory, unreadable,
+          "Nothing was changed; if the storage was briefly unavailable, run again. To move "
+          f"them aside ({UNREADABLE_DIR}/) and start over, add "
+          "--gin.CheckpointConfig.discard_unreadable=True")
+    log.warning("no checkpoint in %s can be read; CheckpointConfig.discard_unreadable=True: "
+                "moving them aside and starting over", self.directory)
+    self._move_aside(unreadable)
     return None
 
-  def _warn_unreadable(self, step: int, error: Exception, older: list[int]) -> None:
-    self._unreadable.append(step)
-    fallback = f"falling back to step {older[0]}" if older else "no older checkpoint: starting fresh"
-    log.warning("checkpoint %s/%s is unreadable (%s: %s); %s", self.directory, step,
-                type(error).__name__, str(error).splitlines()[0][:200], fallback)
+  def _restore(self, step: int, abstract_state, shardings) -> tuple[int, Any, dict]:
+    metadata = self.manager.item_metadata(step)
+    stored, stored_opt = metadata["params"], metadata["opt_state"]
+    if stored is None or stored_opt is None:
+      raise ValueError("no params or opt_state metadata")
+    where = f"{self.directory} (step {step})"
+    check_compatible(_tree_metadata(stored), abstract_state.params, where)
+    # A changed optimizer is a config error too, not a reason to silently start over.
+    check_compatible(_tree_metadata(stored_opt),
+                     ocp.tree.serialize_tree(abstract_state.opt_state, keep_empty_nodes=True),
+                     where, what="the optimizer config (OptimizerConfig)",
+                     kind="optimizer state entry")
+    restored = self.manager.restore(step, args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(_abstract(abstract_state.params, shardings.params)),
+        opt_state=ocp.args.StandardRestore(
+            _abstract(abstract_state.opt_state, shardings.opt_state)),
+        data_iterator=ocp.args.JsonRestore()))
+    state = abstract_state.replace(step=jax.device_put(np.int32(step), shardings.step),
+                                   params=restored["params"],
+                                   opt_state=restored["opt_state"])
+    return step, state, dict(restored["data_iterator"])
+
+  def _move_aside(self, steps: dict[int, str]) -> None:
+    """Renames unreadable step folders into checkpoints/unreadable/ (never deletes them)."""
+    if jax.process_index() == 0:
+      aside = run_paths.resolve(self.directory) / UNREADABLE_DIR
+      aside.mkdir(parents=True, exist_ok=True)
+      stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+      for step, reason in steps.items():
+        target = aside / f"{step}-{stamp}"
+        (run_paths.resolve(self.directory) / str(step)).rename(target)
+        log.warning("moved unreadable checkpoint %s/%s (%s) aside to %s", self.directory, step,
+                    reason, target)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices("xlt_checkpoints_moved_aside")
+    self.manager.reload()  # orbax lists steps once: forget the moved ones
 
   def wait(self) -> None:
     self.manager.wait_until_finished()
@@ -174,26 +238,113 @@ class Checkpointer:
     self.manager.close()
 
 
+def resume_or_initialise(checkpointer: Checkpointer, state, shardings,
+                         initial_checkpoint_path: str | None,
+                         read_initial_params: Callable[[str], tuple[Any, int]]
+                         ) -> tuple[Any, dict]:
+  """Where a run starts: (state, data_state).
+
+  The newest readable checkpoint of MODEL_DIR (a resume), else the parameters of
+  `initial_checkpoint_path` read by `read_initial_params(path) -> (params, step)` (fine-
+  tuning), else `state` as initialised. MODEL_DIR checkpoints that all fail to read stop
+  the run (UnreadableCheckpointsError) rather than silently start over.
+  """
+  restored = checkpointer.restore_latest(state, shardings)
+  if restored is not None:
+    step, state, data_state = restored
+    log.info("resumed from %s at step %d", checkpointer.directory, step)
+    return state, data_state
+  if initial_checkpoint_path:
+    params, from_step = read_initial_params(initial_checkpoint_path)
+    state = state.replace(params=params)
+    log.info("initialised params from %s (step %d)", initial_checkpoint_path, from_step)
+  return state, {"batches_consumed": 0}
+
+
+def _quiet_late_read_callbacks() -> None:
+  """After a failed read, tensorstore completes the other pending reads of that restore
+  and their callbacks find orbax's event loop closed: one traceback each (dozens), none of
+  them news. Those ("Event loop is closed") go to the debug log; others are printed."""
+  previous = sys.excepthook
+  if getattr(previous, "quiets_late_reads", False):
+    return
+
+  def hook(kind, value, traceback):
+    if kind is RuntimeError and str(value) == "Event loop is closed":
+      log.debug("late read callback after a failed restore: %s", value)
+      return
+    previous(kind, value, traceback)
+
+  hook.quiets_late_reads = True
+  sys.excepthook = hook
+
+
+def remove_unfinished_saves(directory: str) -> None:
+  """Removes `*.orbax-checkpoint-tmp*` folders: saves cut off by a kill or a full disk.
+
+  Only the run holding MODEL_DIR's lock may call this: it must not race a running save."""
+  root = run_paths.resolve(directory)
+  if not root.is_dir():
+    return
+  for stale in sorted(root.glob(f"*{TMP_SUFFIX}*")):
+    log.warning("removing %s: an unfinished save left by an interrupted run", stale)
+    stale.rmtree() if stale.is_dir() else stale.unlink()
+
+
+TMP_SUFFIX = ".orbax-checkpoint-tmp"
+
+
 def _tree_metadata(metadata: Any) -> Any:
   """orbax item metadata -> a pytree of objects with .shape."""
   tree = getattr(metadata, "tree", metadata)
   return tree
 
 
-def _resolve_step_dir(path: str) -> tuple[str, int]:
-  """A run dir (MODEL_DIR), its checkpoints/ dir, or one step dir -> (manager dir, step).
-  Local paths or bucket URLs (gs://...)."""
+def _resolve_steps(path: str) -> tuple[str, list[int], bool]:
+  """A run dir (MODEL_DIR), its checkpoints/ dir, or one step dir -> (manager dir, steps
+  newest first, whether one step was named). Local paths or bucket URLs (gs://...)."""
   root = run_paths.resolve(path)
   for candidate in (root / "checkpoints", root):
     if candidate.is_dir():
       steps = [int(d.name) for d in candidate.iterdir() if d.name.isdigit() and d.is_dir()]
       if steps:
-        return str(candidate), max(steps)
+        return str(candidate), sorted(steps, reverse=True), False
   if root.name.isdigit() and root.is_dir():
-    return str(root.parent), int(root.name)
+    return str(root.parent), [int(root.name)], True
   raise FileNotFoundError(
       f"no checkpoint found at {root}: expected a run directory (MODEL_DIR), its "
       "checkpoints/ folder, or one numbered step folder")
+
+
+def _newest_readable(path: str, read: Callable[[ocp.CheckpointManager, str, int], Any]
+                     ) -> tuple[Any, int]:
+  """(read(manager, directory, step), step) for the newest step `read` succeeds on.
+
+  Like a resume, a run directory falls back past unreadable steps with a warning (they
+  are left where they are: readers do not move a run's files); a config mismatch
+  (IncompatibleCheckpointError) is raised at once."""
+  directory, steps, named = _resolve_steps(path)
+  manager = _read_only(directory)
+  unreadable: dict[int, str] = {}
+  try:
+    for step in steps:
+      try:
+        value = read(manager, directory, step)
+      except IncompatibleCheckpointError:
+        raise
+      except Exception as e:  # noqa: BLE001 - any read failure means "not usable"
+        unreadable[step] = _short_reason(e)
+        _quiet_late_read_callbacks()
+        continue
+      if unreadable:
+        log.warning("checkpoint %s: %s unreadable; falling back to step %d", directory,
+                    ", ".join(f"step {s} ({r})" for s, r in unreadable.items()), step)
+      return value, step
+  finally:
+    manager.close()
+  hint = ("Name another step folder" if named else
+          "If the storage was briefly unavailable, run again")
+  raise _unreadable_error(directory, unreadable, hint)
 
 
 def restore_params(path: str, abstract_params: Any, param_shardings: Any) -> tuple[Any, int]:
@@ -202,17 +353,16 @@ def restore_params(path: str, abstract_params: Any, param_shardings: Any) -> tup
   A checkpoint in the other layer layout (per-layer vs scanned, T5Config.scan_layers) is
   read in its own layout, sharded like the target, and converted on the devices.
   """
-  directory, step = _resolve_step_dir(path)
-  manager = _read_only(directory)
-  try:
+  target = _abstract(abstract_params, param_shardings)
+  target_scanned = scan_layout.is_scanned(abstract_params)
+
+  def read(manager, directory, step):
     stored = manager.item_metadata(step)["params"]
     where = f"{directory}/{step}"
     if stored is None:
-      raise FileNotFoundError(f"checkpoint {where} has no `params` item")
+      raise FileNotFoundError(f"checkpoint {where} has no readable `params` item")
     stored = _tree_metadata(stored)
-    target = _abstract(abstract_params, param_shardings)
-    stored_scanned, target_scanned = (scan_layout.is_scanned(stored),
-                                      scan_layout.is_scanned(abstract_params))
+    stored_scanned = scan_layout.is_scanned(stored)
     convert = None not in (stored_scanned, target_scanned) and stored_scanned != target_scanned
     source = scan_layout.abstract_to_layout(target, stored_scanned) if convert else target
     check_compatible(stored, source, where)
@@ -223,19 +373,18 @@ def restore_params(path: str, abstract_params: Any, param_shardings: Any) -> tup
                scan_layout.describe(target_scanned))
       restored = jax.jit(lambda t: scan_layout.to_layout(t, target_scanned),
                          out_shardings=param_shardings)(restored)
-    return restored, step
-  finally:
-    manager.close()
+    return restored
+
+  return _newest_readable(path, read)
 
 
 def read_model_config(path: str) -> dict | None:
-  """The model_config item saved with a checkpoint (None if it has none)."""
-  directory, step = _resolve_step_dir(path)
-  if not (run_paths.resolve(directory) / str(step) / "model_config").is_dir():
-    return None
-  manager = _read_only(directory)
-  try:
+  """The model_config item saved with the newest readable checkpoint (None if it has none)."""
+
+  def read(manager, directory, step):
+    if not (run_paths.resolve(directory) / str(step) / "model_config").is_dir():
+      return None
     return dict(manager.restore(step, args=ocp.args.Composite(
         model_config=ocp.args.JsonRestore()))["model_config"])
-  finally:
-    manager.close()
+
+  return _newest_readable(path, read)[0]

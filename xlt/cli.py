@@ -24,8 +24,9 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 
-from xlt import tpu_env
+from xlt import process_exit, tpu_env
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -61,24 +62,35 @@ def _run_gin_command(command: str, argv: list[str]) -> int:
   if rest:
     print(f"error: unexpected arguments for `xlt {command}`: {' '.join(rest)}", file=sys.stderr)
     return EXIT_USAGE
-  import gin
-
-  from xlt import gin_config
-  from xlt.checkpoints import IncompatibleCheckpointError
-  from xlt.data.registry import UnknownTaskError
-  from xlt.trainer import ModelDirError, NonFiniteLossError
 
   def run():
-    gin_config.parse(files, bindings)
-    fn = gin.get_configurable(_GIN_COMMANDS[command])
-    if command == "train":
-      _write_config(gin)
-    return fn()
+    import gin
 
-  code, result = _reporting_errors(
-      run, usage=(gin_config.GinConfigError, UnknownTaskError, ModelDirError,
-                  IncompatibleCheckpointError, FileNotFoundError),
-      failure=(NonFiniteLossError,))
+    from xlt import config_checks, gin_config
+    gin_config.parse(files, bindings)
+    config_checks.check_types()
+    config_checks.check_macro_references()
+    config_checks.check_batch_fits_mesh(command, _GIN_COMMANDS[command])
+    # MODEL_DIR/config.gin is written by train() once it holds the run's lock, so a second
+    # run refused by the lock cannot overwrite the first one's record.
+    return gin.get_configurable(_GIN_COMMANDS[command])()
+
+  def usage_errors() -> tuple:
+    from xlt import gin_config
+    from xlt.checkpoints import IncompatibleCheckpointError
+    from xlt.data.registry import UnknownTaskError
+    from xlt.trainer import ModelDirError
+    return (gin_config.GinConfigError, UnknownTaskError, ModelDirError,
+            IncompatibleCheckpointError, FileNotFoundError)
+
+  def failures() -> tuple:
+    from xlt.trainer import NonFiniteLossError
+    return (NonFiniteLossError,)
+
+  # Imports, task loading and compilation take a while: a stop signal there ends the
+  # process with one line (the training loop itself saves and stops, xlt.trainer).
+  with process_exit.stop_signals_raise():
+    code, result = _reporting_errors(run, usage=usage_errors, failure=failures)
   if code is not None:
     return code
   if command == "train" and getattr(result, "stopped_by_signal", None):
@@ -86,34 +98,54 @@ def _run_gin_command(command: str, argv: list[str]) -> int:
   return 0
 
 
-def _reporting_errors(fn, usage: tuple = (), failure: tuple = ()) -> tuple[int | None, object]:
-  """(None, fn()), or (exit code, None) after one line on stderr for an error a user can
-  fix: `usage` ones exit 2, `failure` ones 1, and ValueError (config values rejected by
-  the dataclasses, gin's own binding errors) 2 with a hint for the traceback."""
+def _reporting_errors(fn, usage=(), failure=()) -> tuple[int | None, object]:
+  """(None, fn()), or (exit code, None) after one line on stderr: a stop signal exits
+  128 + its number; a full disk, `usage` errors and ValueError (config values rejected by
+  the dataclasses, gin's own binding errors) exit 2, `failure` ones 1. `usage` and
+  `failure` are tuples of classes, or functions returning them (so their modules are
+  imported inside the signal handling). XLT_DEBUG=1 prints the traceback first."""
   try:
     return None, fn()
-  except usage as e:
-    print(f"error: {e}", file=sys.stderr)
-    return EXIT_USAGE, None
-  except failure as e:
-    print(f"error: {e}", file=sys.stderr)
-    return EXIT_FAILED, None
-  except ValueError as e:
-    if os.environ.get("XLT_DEBUG"):
+  except process_exit.Stopped as e:
+    process_exit.stop_reported()
+    print(f"xlt: stopped by {e.signal_name} before finishing; nothing was saved since the "
+          "last checkpoint", file=sys.stderr)
+    return e.exit_code, None
+  except Exception as e:  # noqa: BLE001 - sorted below; anything else is re-raised
+    usage = usage() if callable(usage) else usage
+    failure = failure() if callable(failure) else failure
+    full = process_exit.disk_full_path(e)
+    if full is not None:
+      code, message = EXIT_USAGE, ("no space left on device writing " + (full or "a file (the error names none)"))
+      process_exit.disk_full_reported()
+    elif isinstance(e, usage):
+      code, message = EXIT_USAGE, _one_line(e)
+    elif isinstance(e, failure):
+      code, message = EXIT_FAILED, _one_line(e)
+    elif isinstance(e, ValueError):
+      code, message = EXIT_USAGE, _one_line(e)
+      if not os.environ.get("XLT_DEBUG"):
+        message += " (set XLT_DEBUG=1 for the traceback)"
+    else:
       raise
-    print(f"error: {e}\n(set XLT_DEBUG=1 for the traceback)", file=sys.stderr)
-    return EXIT_USAGE, None
+    if os.environ.get("XLT_DEBUG"):
+      traceback.print_exc()
+    print(f"error: {message}", file=sys.stderr)
+    return code, None
 
 
-def _write_config(gin) -> None:
-  """MODEL_DIR/config.gin: the full configuration of this run, for the record."""
-  try:
-    from xlt import run_paths
-    model_dir = run_paths.resolve(gin.query_parameter("%MODEL_DIR"))
-    model_dir.mkdir(parents=True, exist_ok=True)
-    (model_dir / "config.gin").write_text(gin.config_str())
-  except Exception:  # noqa: BLE001 - OSError locally, tf / gcsfs errors on a bucket
-    pass  # train() reports an unusable MODEL_DIR with a proper message
+def _one_line(error: BaseException) -> str:
+  """The message without the "In call to configurable ..." lines gin appends."""
+  lines = [line for line in str(error).splitlines()
+           if not line.strip().startswith("In call to configurable")]
+  return "\n".join(lines).strip() or type(error).__name__
+
+
+def _write_config(model_dir: str) -> None:
+  """MODEL_DIR/config.gin (xlt.gin_config.write_config); for train() to call once it holds
+  the MODEL_DIR lock, so a refused second run cannot overwrite a running run's record."""
+  from xlt import gin_config
+  gin_config.write_config(model_dir)
 
 
 def _compile(argv: list[str]) -> int:
@@ -158,12 +190,9 @@ def _convert(argv: list[str]) -> int:
   from xlt.convert import hf_llama, hf_t5
   convert = (hf_llama.convert_hf_checkpoint if hf_llama.is_llama_snapshot(args.snapshot_dir)
              else hf_t5.convert_hf_checkpoint)
-  try:
-    convert(args.snapshot_dir, args.out_dir)
-  except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return EXIT_USAGE
-  return 0
+  code, _ = _reporting_errors(lambda: convert(args.snapshot_dir, args.out_dir),
+                              usage=(FileNotFoundError, FileExistsError, ValueError, KeyError))
+  return code if code is not None else 0
 
 
 def _quantize(argv: list[str]) -> int:
@@ -196,11 +225,9 @@ def _report(argv: list[str]) -> int:
 def _tasks(argv: list[str]) -> int:
   from xlt import tasks_cli
   from xlt.data.registry import UnknownTaskError
-  try:
-    return tasks_cli.main(argv)
-  except (UnknownTaskError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return EXIT_USAGE
+  code, result = _reporting_errors(lambda: tasks_cli.main(argv),
+                                   usage=(UnknownTaskError, FileNotFoundError))
+  return code if code is not None else result
 
 
 def _select(argv: list[str]) -> int:
@@ -217,7 +244,34 @@ USAGE = __doc__
 
 
 def main(argv: list[str] | None = None) -> int:
-  argv = list(sys.argv[1:] if argv is None else argv)
+  """Runs one command and returns its exit code. Called without `argv` (the `xlt` and
+  `python -m xlt` entry points) it is the process: it ends with os._exit after an error,
+  so threads left by tf.data / orbax / tensorstore cannot keep a failed run alive."""
+  if argv is not None:
+    return _main(list(argv))
+  process_exit.mute_stderr_while_disk_full()
+  try:
+    code = _main(sys.argv[1:])
+  except process_exit.Stopped as e:
+    process_exit.stop_reported()
+    print(f"xlt: stopped by {e.signal_name}", file=sys.stderr)
+    code = e.exit_code
+  except KeyboardInterrupt:
+    print("xlt: stopped by SIGINT", file=sys.stderr)
+    code = 128 + 2
+  except SystemExit as e:
+    if e.code is not None and not isinstance(e.code, int):
+      print(e.code, file=sys.stderr)
+    code = e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_FAILED)
+  except BaseException:  # noqa: BLE001 - an unexpected error: its traceback, then exit 1
+    traceback.print_exc()
+    code = EXIT_FAILED
+  if code:
+    process_exit.hard_exit(code)
+  return code
+
+
+def _main(argv: list[str]) -> int:
   tpu_env.quiet_libtpu_off_tpu()
   logging.basicConfig(level=os.environ.get("XLT_LOG_LEVEL", "INFO"),
                       format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -231,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
   for handler in logging.getLogger().handlers:
     handler.addFilter(lambda record: not record.getMessage().startswith(
         ("system_path_file_exists:", "Path not found: ")))
+  process_exit.quiet_disk_full_logs()
   if not argv or argv[0] in ("-h", "--help", "help"):
     print(USAGE)
     return 0 if argv else EXIT_USAGE

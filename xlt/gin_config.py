@@ -10,7 +10,7 @@ from typing import Sequence
 
 import gin
 
-from xlt import checkpoints, losses, optimizers, partitioning
+from xlt import checkpoints, divergence, losses, optimizers, partitioning
 from xlt.data.config import DataConfig
 from xlt.models.config import T5Config
 from xlt.models.llama import LlamaConfig
@@ -32,6 +32,7 @@ def register() -> None:
   from xlt import decoding, evaluation, inference, trainer
   for obj in (T5Config, LlamaConfig, DataConfig, losses.LossConfig, optimizers.OptimizerConfig,
               optimizers.Schedule, partitioning.MeshConfig, checkpoints.CheckpointConfig,
+              divergence.DivergenceConfig,
               decoding.DecodeConfig):
     gin.external_configurable(obj, obj.__name__)
   gin.external_configurable(trainer.train, "train")
@@ -65,10 +66,15 @@ def parse(gin_files: Sequence[str], bindings: Sequence[str]) -> None:
   if not gin_files:
     raise GinConfigError("no --gin_file given; e.g. --gin_file=gin/experiments/demo.gin")
   files = [_resolve_file(f) for f in gin_files]
+  from xlt import config_checks
   try:
-    gin.parse_config_files_and_bindings(files, list(bindings), finalize_config=False)
+    gin.parse_config_files_and_bindings(files, None, finalize_config=False)
+    known = config_checks.defined_macros() | set(config_checks.macro_uses())
+    gin.parse_config(list(bindings))
   except (ValueError, IOError, SyntaxError) as e:
     raise GinConfigError(f"invalid gin configuration: {e}") from None
+  known |= set(config_checks.macro_uses())  # a new macro that another override uses
+  config_checks.check_macro_overrides([b.split("=", 1)[0].strip() for b in bindings], known)
   missing = required_macros_unset()
   if missing:
     hints = " ".join(f"--gin.{m}=..." for m in missing)
@@ -76,6 +82,18 @@ def parse(gin_files: Sequence[str], bindings: Sequence[str]) -> None:
         f"required gin macro{'s' if len(missing) > 1 else ''} not set: {', '.join(missing)}. "
         f"Set {'them' if len(missing) > 1 else 'it'} in a gin file or on the command line, "
         f"e.g. {hints} (strings need inner quotes: --gin.MODEL_DIR=\"'/tmp/run'\")")
+
+
+def write_config(model_dir: str) -> None:
+  """MODEL_DIR/config.gin: the full configuration of this run, for the record. Best effort:
+  an unusable MODEL_DIR is reported by train() with a proper message."""
+  try:
+    from xlt import run_paths
+    model_dir_path = run_paths.resolve(model_dir)
+    model_dir_path.mkdir(parents=True, exist_ok=True)
+    (model_dir_path / "config.gin").write_text(gin.config_str())
+  except Exception:  # noqa: BLE001 - OSError locally, tf / gcsfs errors on a bucket
+    pass
 
 
 def operative_config() -> str:

@@ -3,19 +3,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import signal
 import sys
 import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from xlt import checkpoints, distributed, losses, partitioning, run_paths, trainable
+from xlt import checkpoints, distributed, gin_config, losses, partitioning, run_lock, run_paths
+from xlt import trainable
 from xlt.data import DataConfig
+from xlt.divergence import DivergedError, DivergenceConfig, Guard, params_health
 from xlt.metrics_log import MetricsLogger, summary_line
 from xlt import models
 from xlt.models import ModelConfig
@@ -28,8 +28,15 @@ from xlt.train_step import jit_train_step, make_train_step
 log = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(RuntimeError):
-  pass
+NonFiniteLossError = DivergedError  # the run diverged (xlt.divergence): exit 1
+
+
+class NoTrainingDataError(ValueError):
+  """The task or mixture gave not one batch: nothing is trained or saved (exit 2)."""
+
+
+class TrainStepsError(ValueError):
+  """TRAIN_STEPS is not a positive number of steps (exit 2, before any work)."""
 
 
 ModelDirError = run_paths.NotWritableError  # MODEL_DIR cannot hold the run
@@ -85,13 +92,17 @@ def train(*, model_dir: str, model: ModelConfig, data: DataConfig, train_steps: 
           checkpoint: checkpoints.CheckpointConfig = checkpoints.CheckpointConfig(),
           initial_checkpoint_path: str | None = None, num_microbatches: int = 1,
           log_every_steps: int = 50, seed: int = 0, progress_bar: bool = True,
-          trainable_params: str | None = None) -> TrainResult:
+          trainable_params: str | None = None,
+          divergence: DivergenceConfig = DivergenceConfig()) -> TrainResult:
   """Trains `model` on `data` for `train_steps` optimizer steps, resuming if MODEL_DIR has
   a checkpoint, else starting from `initial_checkpoint_path` (params only) or scratch.
 
   `trainable_params`: regex over parameter paths of what is trained (xlt.trainable; None:
   every floating-point parameter); PEQA trains only the quantization scales. A float
-  initial checkpoint is quantized on the devices when the model config is quantized."""
+  initial checkpoint is quantized on the devices when the model config is quantized.
+  `divergence`: when the run counts as diverged and stops before saving (xlt.divergence)."""
+  if isinstance(train_steps, bool) or not isinstance(train_steps, int) or train_steps <= 0:
+    raise TrainStepsError(f"TRAIN_STEPS must be a positive number of steps, got {train_steps!r}")
   distributed.initialize_from_env()
   # The data layer (TensorFlow) is imported only when training; names are checked first.
   from xlt.data.pipeline import BatchIterator, decoder_feature_converter
@@ -101,8 +112,11 @@ def train(*, model_dir: str, model: ModelConfig, data: DataConfig, train_steps: 
   if data.task_feature_lengths is None:
     raise ValueError("TASK_FEATURE_LENGTHS must be set for training")
 
+  lock = None  # one run per MODEL_DIR, taken before anything is written there
   if jax.process_index() == 0:
     run_paths.ensure_writable(model_dir)
+    lock = run_lock.acquire(model_dir)  # released at the end, or at exit on an early error
+    gin_config.write_config(model_dir)  # the record of this run, now that it is ours
     if data.mixture_or_task_name.startswith("insta/"):  # the selection, beside the run
       from xlt.insta.selection import write_beside_run
       write_beside_run(data.mixture_or_task_name, model_dir)
@@ -115,16 +129,10 @@ def train(*, model_dir: str, model: ModelConfig, data: DataConfig, train_steps: 
   _log_model(model, state.params, mesh_, trainable_params)
 
   checkpointer = checkpoints.Checkpointer(run_paths.join(model_dir, "checkpoints"), checkpoint)
-  data_state = {"batches_consumed": 0}
-  restored = checkpointer.restore_latest(state, shardings)
-  if restored is not None:
-    start, state, data_state = restored
-    log.info("resumed from %s at step %d", checkpointer.directory, start)
-  elif initial_checkpoint_path:
-    params, from_step = quant_tree.restore_params(initial_checkpoint_path, model, state.params,
-                                                  shardings.params, mesh_, rules, boxed_params)
-    state = state.replace(params=params)
-    log.info("initialised params from %s (step %d)", initial_checkpoint_path, from_step)
+  state, data_state = checkpoints.resume_or_initialise(
+      checkpointer, state, shardings, initial_checkpoint_path,
+      lambda path: quant_tree.restore_params(path, model, state.params, shardings.params, mesh_,
+                                             rules, boxed_params))
   start = int(jax.device_get(state.step))
 
   batches = BatchIterator(data, jax.process_index(), jax.process_count(),
@@ -136,21 +144,19 @@ def train(*, model_dir: str, model: ModelConfig, data: DataConfig, train_steps: 
                             trainable_params)
   jit_step = jit_train_step(step_fn, shardings, mesh_)
 
-  logger = MetricsLogger(model_dir)
+  logger = MetricsLogger(model_dir, resume_step=start)  # drops rows past `start`
   config_dict = model.to_dict()
   last: dict[str, float] = {}
-  all_finite = jax.jit(_all_finite, out_shardings=partitioning.replicated(mesh_))
+  health = jax.jit(params_health, out_shardings=partitioning.replicated(mesh_))
+  guard = Guard(divergence, checkpointer.directory, start, _health(health, state.params)[1])
 
   def save(step: int, state, force: bool = False) -> None:
-    # The loss only shows the params *before* an update; an update that overflowed must
-    # not replace the last good checkpoint.
-    if not bool(jax.device_get(all_finite(state.params))):
-      raise NonFiniteLossError(
-          f"non-finite parameters after the update at step {step} (its loss was "
-          f"{last.get('loss')}); not saved. The last good checkpoint in "
-          f"{checkpointer.directory} is kept (step {checkpointer.latest_step()}). "
-          "Lower the learning rate or check the data.")
-    checkpointer.save(step, state, batches.state(), config_dict, force=force)
+    # The loss only shows the params *before* an update: the params themselves must pass
+    # the guard before they may replace the last good checkpoint.
+    finite, norm = _health(health, state.params)
+    guard.check_save(step, finite, norm, last.get("loss"), checkpointer.latest_step())
+    if checkpointer.save(step, state, batches.state(), config_dict, force=force):
+      guard.passed(step, norm)
 
   stopped = None
   bar = tqdm(total=train_steps, initial=start, desc="train", unit="step", dynamic_ncols=True,
@@ -163,6 +169,8 @@ def train(*, model_dir: str, model: ModelConfig, data: DataConfig, train_steps: 
         try:
           local = next(batches)
         except StopIteration:
+          if step == start:
+            raise _no_data(data, batches.batches_consumed, step) from None
           log.warning("data %r ran out after %d batches; stopping at step %d",
                       data.mixture_or_task_name, batches.batches_consumed, step)
           break
@@ -171,11 +179,7 @@ def train(*, model_dir: str, model: ModelConfig, data: DataConfig, train_steps: 
         with partitioning.activation_rules(mesh_, rules):
           new_state, metrics = jit_step(state, batch)
         metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        if not math.isfinite(metrics["loss"]):
-          raise NonFiniteLossError(
-              f"non-finite loss ({metrics['loss']}) at step {step + 1}; the last good "
-              f"checkpoint in {checkpointer.directory} is kept (step "
-              f"{checkpointer.latest_step()}). Lower the learning rate or check the data.")
+        guard.check_loss(step + 1, metrics["loss"], checkpointer.latest_step())
         state, step = new_state, step + 1
         elapsed = time.perf_counter() - t0
         metrics["step_time"] = elapsed
@@ -199,14 +203,26 @@ def train(*, model_dir: str, model: ModelConfig, data: DataConfig, train_steps: 
     checkpointer.wait()
     checkpointer.close()
     logger.close()
+    if lock is not None:
+      lock.release()
   if stopped:
     log.warning("received %s: saved step %d to %s and stopped", stopped, step,
                 checkpointer.directory)
   return TrainResult(final_step=step, last_metrics=last, stopped_by_signal=stopped)
 
 
-def _all_finite(tree: Any) -> jax.Array:
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+def _health(health, params: Any) -> tuple[bool, float]:
+  finite, norm = jax.device_get(health(params))
+  return bool(finite), float(norm)
+
+
+def _no_data(data: DataConfig, consumed: int, step: int) -> NoTrainingDataError:
+  where = ("produced no examples" if not consumed else
+           f"has no batch left after the {consumed} batches its checkpoint (step {step}) used")
+  return NoTrainingDataError(
+      f"task or mixture {data.mixture_or_task_name!r} (MIXTURE_OR_TASK_NAME), split "
+      f"{data.split!r}, {where}: nothing was trained or saved. Check its data files "
+      f"(`xlt tasks check {data.mixture_or_task_name}`)")
 
 
 def _tokens(batch: dict[str, np.ndarray]) -> int:
