@@ -3,9 +3,11 @@
 Eight fake CPU devices, so sharding is exercised everywhere (must happen before jax
 is imported). Tests that need one device build a mesh from jax.devices()[:1].
 """
+import contextlib
 import os
 import pathlib
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -44,6 +46,29 @@ def subprocess_env(**extra: str) -> dict[str, str]:
               "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"})
   env.update(extra)
   return env
+
+
+@contextlib.contextmanager
+def child_process(cmd: list[str], log_path, env: dict[str, str] | None = None):
+  """A `python -m xlt ...` process writing stdout+stderr to `log_path`, run from the repo
+  root; killed if still running on the way out, so a failing test leaves no process."""
+  with open(log_path, "w") as log:
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env or subprocess_env(), stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+      yield proc
+    finally:
+      if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def run_child(cmd: list[str], log_path, timeout: float = 240) -> tuple[int, str]:
+  """Runs `cmd` to the end: (exit code, its output)."""
+  with child_process(cmd, log_path) as proc:
+    proc.wait(timeout=timeout)
+  with open(log_path) as f:
+    return proc.returncode, f.read()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import time
 
@@ -21,7 +20,7 @@ import pytest
 import seqio
 import tensorflow as tf
 
-from conftest import REPO_ROOT, subprocess_env
+from conftest import child_process as _child, run_child
 from xlt import checkpoints, cli, divergence, partitioning
 from xlt.data import template_tasks, vocabulary
 from xlt.data.sources import korani
@@ -42,26 +41,6 @@ HUGE_LR = ["--gin.Schedule.kind='constant'", "--gin.Schedule.warmup_steps=0",
 
 def _train_cmd(model_dir, *extra):
   return TRAIN + [f"--gin.MODEL_DIR='{model_dir}'", *extra]
-
-
-@contextlib.contextmanager
-def _child(cmd, log_path):
-  with open(log_path, "w") as log:
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=subprocess_env(), stdout=log,
-                            stderr=subprocess.STDOUT)
-    try:
-      yield proc
-    finally:
-      if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-
-
-def _run(cmd, log_path):
-  with _child(cmd, log_path) as proc:
-    proc.wait(timeout=CHILD_TIMEOUT)
-  with open(log_path) as f:
-    return proc.returncode, f.read()
 
 
 def _refuse(constant):
@@ -235,7 +214,7 @@ def test_restart_resumes_from_the_guarded_checkpoint_and_writes_strict_json(
   _, saved, _ = killed_run
   model_dir = _copy(continued["diverged"][0], tmp_path)
   diverged_row = [r for r in _rows(model_dir) if r["step"] == saved + 1][-1]
-  code, out = _run(_train_cmd(model_dir, "--gin.TRAIN_STEPS=1000", *HUGE_LR,
+  code, out = run_child(_train_cmd(model_dir, "--gin.TRAIN_STEPS=1000", *HUGE_LR,
                               "--gin.Schedule.base=1e39"), tmp_path / "restart.log")
   assert code == 1, out[-3000:]
   assert re.search(rf"resumed from \S+ at step {saved}\b", out), out[-3000:]
