@@ -165,6 +165,7 @@ class Checkpointer:
     """
     steps = sorted(self.manager.all_steps(), reverse=True)
     unreadable: dict[int, str] = {}
+    _quiet_late_read_callbacks()  # before the first read: its callbacks may outrun the error
     for step in steps:
       try:
         restored = self._restore(step, abstract_state, shardings)
@@ -172,7 +173,6 @@ class Checkpointer:
         raise
       except Exception as e:  # noqa: BLE001 - any read failure means "not usable"
         unreadable[step] = _short_reason(e)
-        _quiet_late_read_callbacks()
         log.warning("checkpoint %s/%s is unreadable (%s)", self.directory, step,
                     unreadable[step])
         continue
@@ -326,6 +326,7 @@ def _newest_readable(path: str, read: Callable[[ocp.CheckpointManager, str, int]
   directory, steps, named = _resolve_steps(path)
   manager = _read_only(directory)
   unreadable: dict[int, str] = {}
+  _quiet_late_read_callbacks()  # before the first read: its callbacks may outrun the error
   try:
     for step in steps:
       try:
@@ -334,7 +335,6 @@ def _newest_readable(path: str, read: Callable[[ocp.CheckpointManager, str, int]
         raise
       except Exception as e:  # noqa: BLE001 - any read failure means "not usable"
         unreadable[step] = _short_reason(e)
-        _quiet_late_read_callbacks()
         continue
       if unreadable:
         log.warning("checkpoint %s: %s unreadable; falling back to step %d", directory,

@@ -196,30 +196,32 @@ class _MutedWhileDiskFull:
 
   def __init__(self, stream):
     self._stream = stream
-    self._block = ""
+    self._blocks: dict[int, str] = {}  # per thread: tensorstore's threads print at once
     self.reported = False
 
   def write(self, text: str) -> int:
     if _log_filter.disk_full and not self.reported:
       return len(text)
-    if not self._block and not text.startswith(self._HEADER):
+    thread = threading.get_ident()
+    block = self._blocks.pop(thread, "")
+    if not block and not text.lstrip().startswith(self._HEADER):
       return self._stream.write(text)
-    self._block += text
-    lines = self._block.split("\n")
+    block += text
+    lines = block.split("\n")
     for i, line in enumerate(lines[1:-1], start=1):  # complete lines after the header
       if line and not line[0].isspace() and not line.startswith(self._HEADER):
-        kept = "" if line.strip() == self._NOISE else "\n".join(lines[:i + 1]) + "\n"
-        self._block = ""
-        if kept:
-          self._stream.write(kept)
+        if line.strip() != self._NOISE:
+          self._stream.write("\n".join(lines[:i + 1]) + "\n")
         rest = "\n".join(lines[i + 1:])
-        return len(text) if not rest else (self.write(rest) and len(text))
+        if rest:
+          self.write(rest)
+        return len(text)
+    self._blocks[thread] = block
     return len(text)
 
   def flush(self) -> None:
-    if self._block:
-      self._stream.write(self._block)
-      self._block = ""
+    for thread in list(self._blocks):
+      self._stream.write(self._blocks.pop(thread, ""))
     self._stream.flush()
 
   def __getattr__(self, name):
